@@ -1,0 +1,1 @@
+"""HTTP edge: thin routers that parse, call the core, and render."""

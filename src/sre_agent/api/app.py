@@ -1,0 +1,89 @@
+"""create_app(settings): builds the FastAPI app. No import-time side effects."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from sre_agent import __version__
+from sre_agent.api.routes import audit, control, health, incidents, status, webhook
+from sre_agent.bootstrap import Container, build_container
+from sre_agent.config import Settings
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.store.ports import StoreUnavailable
+
+log = structlog.get_logger("sre_agent.api")
+
+
+def create_app(settings: Settings, *, container: Container | None = None) -> FastAPI:
+    the_container = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_container.runner.start()
+        log.info("agent_started", version=__version__, mode=settings.mode.value,
+                 host=settings.host, port=settings.port, llm=settings.llm.enabled)
+        try:
+            yield
+        finally:
+            await the_container.runner.stop()
+            await the_container.store.close()
+
+    app = FastAPI(title="SRE Agent", version=__version__, lifespan=lifespan,
+                  description="Alertmanager webhooks in, diagnosis and safety-gated "
+                              "remediation out.")
+    app.state.container = the_container
+    for module in (health, webhook, status, incidents, audit, control):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def bind_request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = uuid.uuid4().hex[:16]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id,
+                                               path=request.url.path[:200])
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": "store unavailable, retry later"}, 503,
+                            headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
+                   "type": str(e.get("type", ""))} for e in exc.errors()[:20]]
+        return JSONResponse({"detail": errors}, 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error=repr(exc)[:300])
+        return JSONResponse({"detail": "internal error"}, 500)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version,
+                             description=app.description, routes=app.routes)
+        extra = WebhookNotification.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}")
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        comps.update(extra.pop("$defs", {}))
+        comps["WebhookNotification"] = extra
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

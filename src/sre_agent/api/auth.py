@@ -1,0 +1,51 @@
+"""Credential checks. Every comparison is constant-time (hmac.compare_digest)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from pydantic import SecretStr
+
+from sre_agent.config import Settings
+
+
+def _same(given: str, expected: SecretStr) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.get_secret_value().encode("utf-8"))
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def webhook_authorized(settings: Settings, header: str | None) -> bool:
+    if not settings.webhook_auth_configured:
+        return True
+    if not header:
+        return False
+    scheme, _, value = header.partition(" ")
+    ok = False
+    if scheme.lower() == "bearer" and settings.webhook_token is not None:
+        ok = _same(value.strip(), settings.webhook_token)
+    elif scheme.lower() == "basic" and settings.webhook_password is not None:
+        try:
+            user, _, pw = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        # Both compared every time, so timing does not tell which one was wrong.
+        user_ok = hmac.compare_digest(user.encode(), (settings.webhook_username or "").encode())
+        ok = _same(pw, settings.webhook_password) and user_ok
+    return ok
+
+
+def operator_authorized(settings: Settings, header: str | None) -> bool:
+    if settings.operator_token is None:
+        return True
+    token = bearer_token(header)
+    return token is not None and _same(token, settings.operator_token)

@@ -1,0 +1,42 @@
+"""Operator control: mode and the kill switch. Every change is an event with the operator."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sre_agent.api.deps import ContainerDep, OperatorActor, OperatorDep
+from sre_agent.api.schemas import ControlIn, ControlOut, ErrorOut, ReasonIn
+from sre_agent.domain.control import effective_control
+from sre_agent.domain.events import EventType, NewEvent
+
+router = APIRouter(prefix="/control", tags=["control"], dependencies=[OperatorDep],
+                   responses={401: {"model": ErrorOut}})
+
+
+async def _record(container: ContainerDep, event: NewEvent) -> ControlOut:
+    stored = await container.store.append([event])
+    state = effective_control(await container.store.control_state(), container.settings.mode)
+    return ControlOut(mode=state.mode, paused=state.paused, seq=stored[0].seq)
+
+
+@router.post("/mode", response_model=ControlOut)
+async def set_mode(body: ControlIn, container: ContainerDep, actor: OperatorActor) -> ControlOut:
+    """Switch between observe, dry_run, approval and autonomous."""
+    return await _record(container, NewEvent(EventType.MODE_CHANGED, actor, None,
+                                             {"mode": body.mode.value, "reason": body.reason}))
+
+
+@router.post("/pause", response_model=ControlOut)
+async def pause(container: ContainerDep, actor: OperatorActor,
+                body: ReasonIn | None = None) -> ControlOut:
+    """Kill switch: no action runs until resumed."""
+    reason = body.reason if body else ""
+    return await _record(container, NewEvent(EventType.PAUSED, actor, None, {"reason": reason}))
+
+
+@router.post("/resume", response_model=ControlOut)
+async def resume(container: ContainerDep, actor: OperatorActor,
+                 body: ReasonIn | None = None) -> ControlOut:
+    """Lift the kill switch."""
+    reason = body.reason if body else ""
+    return await _record(container, NewEvent(EventType.RESUMED, actor, None, {"reason": reason}))

@@ -1,0 +1,45 @@
+"""GET /status: what the agent is doing, for programs (JSON)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from sre_agent import __version__
+from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.schemas import ComponentOut, ErrorOut, StatusOut
+from sre_agent.domain.control import effective_control
+from sre_agent.domain.events import EventType
+from sre_agent.store.ports import StoreUnavailable
+
+router = APIRouter(tags=["status"], dependencies=[OperatorDep],
+                   responses={401: {"model": ErrorOut}})
+
+
+@router.get("/status", response_model=StatusOut)
+async def get_status(container: ContainerDep) -> StatusOut:
+    """Version, uptime, mode, pause state, store health, incident counts, components."""
+    store = container.store
+    settings = container.settings
+    try:
+        counts = await store.incident_counts()
+        state = effective_control(await store.control_state(), settings.mode)
+        last = await store.last_event([EventType.ALERT_RECEIVED, EventType.ALERT_RESOLVED])
+        store_status = ComponentOut(status="ok" if await store.writable() else "read_only")
+    except StoreUnavailable as exc:
+        counts, last = {}, None
+        state = effective_control({}, settings.mode)
+        store_status = ComponentOut(status="unavailable", detail=str(exc))
+    components = {
+        "llm": ComponentOut(status="configured" if settings.llm.enabled else "disabled",
+                            detail=settings.llm.model if settings.llm.enabled else "rules only"),
+        "prometheus": ComponentOut(status="configured" if settings.prometheus_url else "disabled"),
+        "alertmanager": ComponentOut(
+            status="configured" if settings.alertmanager_url else "disabled"),
+    }
+    return StatusOut(
+        version=__version__, uptime_s=round(time.time() - container.started_at, 3),
+        mode=state.mode, paused=state.paused, store=store_status, incidents=counts,
+        last_alert_at=last.at if last else None, backlog=container.runner.backlog,
+        components=components)

@@ -1,0 +1,1 @@
+"""Pure domain: models, events and policy rules. No I/O, no framework imports."""

@@ -1,0 +1,53 @@
+"""The Alertmanager webhook payload (version 4), parsed strictly, unknown fields ignored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Alertmanager sends this for alerts that are still firing.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class AlertStatus:
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class WebhookAlert(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: str = Field(default=ZERO_TIME, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = Field(min_length=1, max_length=256)
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def starts_at_key(self) -> str:
+        """startsAt normalised to a stable UTC string: the dedupe key with the fingerprint."""
+        ts = self.starts_at if self.starts_at.tzinfo else self.starts_at.replace(tzinfo=UTC)
+        return ts.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class WebhookNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    version: Literal["4"]
+    group_key: str = Field(alias="groupKey", min_length=1)
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: str = Field(default="", alias="externalURL")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    alerts: list[WebhookAlert]

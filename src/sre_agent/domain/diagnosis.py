@@ -1,0 +1,70 @@
+"""Diagnosis: what the analysis stage produces, whichever engine produced it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Category(StrEnum):
+    AVAILABILITY = "availability"
+    ERRORS = "errors"
+    LATENCY = "latency"
+    SATURATION = "saturation"
+    CAPACITY = "capacity"
+    CONFIGURATION = "configuration"
+    SECURITY = "security"
+    UNKNOWN = "unknown"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class ActionKind(StrEnum):
+    """The closed set of actions the agent may ever propose."""
+
+    RESTART_CONTAINER = "restart_container"
+    START_CONTAINER = "start_container"
+    SILENCE_ALERT = "silence_alert"
+    NOTIFY = "notify"
+    ESCALATE = "escalate"
+
+
+# Actions that change a container: they need a resolved, in-scope target.
+CONTAINER_ACTIONS = frozenset({ActionKind.RESTART_CONTAINER, ActionKind.START_CONTAINER})
+
+
+class Engine(StrEnum):
+    LLM = "llm"
+    RULES = "rules"
+
+
+class ProposedAction(BaseModel):
+    kind: ActionKind
+    target: str | None = Field(default=None, description="container name, for container actions")
+    reason: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnosis(BaseModel):
+    summary: str
+    probable_cause: str = ""
+    category: Category = Category.UNKNOWN
+    severity: Severity = Severity.WARNING
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    evidence: list[str] = Field(default_factory=list, description="evidence cited, as text")
+    proposed_actions: list[ProposedAction] = Field(default_factory=list)
+    issue_detected: bool = True
+    requires_immediate_action: bool = False
+    engine: Engine = Engine.RULES
+    runbook: str | None = None
+    model: str | None = None
+    tokens: int = 0
+    latency_ms: float = 0.0
+    fallback_reason: str | None = None
+    dropped_actions: list[dict[str, Any]] = Field(default_factory=list)

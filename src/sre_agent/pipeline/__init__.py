@@ -1,0 +1,1 @@
+"""Orchestration: correlate, analyse, gate, act, verify. Imports domain and ports only."""

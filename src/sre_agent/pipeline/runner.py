@@ -1,0 +1,113 @@
+"""The asynchronous worker: incidents queue up after ingest and are processed one at a time each.
+
+Work is serialised per incident (never two workers on one incident), spread across incidents,
+and resumed at start-up for every incident whose log moved past what was processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from sre_agent.observability import Metrics
+from sre_agent.pipeline.stages import Stage, load_work
+from sre_agent.store.ports import EventStore, StoreUnavailable
+
+log = structlog.get_logger("sre_agent.runner")
+
+
+class PipelineRunner:
+    def __init__(self, store: EventStore, stages: Sequence[Stage], *, workers: int = 2,
+                 stage_timeout_s: float = 60.0, metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.stages = list(stages)
+        self.workers = workers
+        self.stage_timeout_s = stage_timeout_s
+        self.metrics = metrics
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.processed = 0
+
+    def submit(self, incident_id: str) -> None:
+        if incident_id in self._running:
+            self._again.add(incident_id)
+        elif incident_id not in self._queued:
+            self._queued.add(incident_id)
+            self._idle.clear()
+            self._queue.put_nowait(incident_id)
+
+    async def start(self) -> None:
+        for i in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"pipeline-{i}"))
+        try:
+            pending = await self.store.pending_incidents()
+        except StoreUnavailable as exc:
+            log.error("resume_failed", error=str(exc))
+            return
+        for incident_id in pending:
+            self.submit(incident_id)
+        if pending:
+            log.info("resumed_incidents", count=len(pending))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queued) + len(self._running)
+
+    async def _worker(self) -> None:
+        while True:
+            incident_id = await self._queue.get()
+            self._queued.discard(incident_id)
+            self._running.add(incident_id)
+            try:
+                await self.process(incident_id)
+            except Exception:  # a bug in one incident must not kill the worker
+                log.exception("incident_processing_crashed", incident_id=incident_id)
+            finally:
+                self._running.discard(incident_id)
+                if incident_id in self._again:
+                    self._again.discard(incident_id)
+                    self.submit(incident_id)
+                if not self._queued and not self._running:
+                    self._idle.set()
+
+    async def process(self, incident_id: str) -> bool:
+        """Run every stage once for the incident; True when all stages completed."""
+        bound = log.bind(incident_id=incident_id)
+        for stage in self.stages:
+            work = await load_work(self.store, incident_id)
+            if work is None:
+                return False
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(stage.run(work, self.store), self.stage_timeout_s)
+            except Exception as exc:
+                if self.metrics:
+                    self.metrics.stage_errors.labels(stage.name).inc()
+                bound.error("stage_failed", stage=stage.name, error=repr(exc)[:300])
+                return False  # left unprocessed: picked up again at the next start
+            finally:
+                if self.metrics:
+                    self.metrics.stage_seconds.labels(stage.name).observe(
+                        time.perf_counter() - started)
+        incident = await self.store.get_incident(incident_id)
+        if incident is not None:
+            await self.store.mark_processed(incident_id, int(incident["last_seq"]))
+        self.processed += 1
+        return True

@@ -1,0 +1,47 @@
+"""The stage seam: each pipeline step is a Stage, run in order for one incident at a time.
+
+Every Stage must be idempotent over the log: it looks at the incident's events, does its work
+only if its own output event is missing, and appends what it did. That makes re-running an
+incident after a crash, a rebuild or a new alert always safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sre_agent.domain.events import StoredEvent
+from sre_agent.store.ports import EventStore
+
+
+@dataclass
+class IncidentWork:
+    """Everything a stage needs about one incident, loaded once per run."""
+
+    incident: dict[str, Any]
+    alerts: list[dict[str, Any]]
+    events: list[StoredEvent]
+    control: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return str(self.incident["id"])
+
+    def has(self, event_type: str) -> bool:
+        return any(e.type == event_type for e in self.events)
+
+
+class Stage(Protocol):
+    name: str
+
+    async def run(self, work: IncidentWork, store: EventStore) -> None: ...
+
+
+async def load_work(store: EventStore, incident_id: str) -> IncidentWork | None:
+    incident = await store.get_incident(incident_id)
+    if incident is None:
+        return None
+    alerts = await store.incident_alerts(incident_id)
+    events = await store.list_events(incident_id=incident_id, limit=100_000)
+    control = await store.control_state()
+    return IncidentWork(incident, alerts, events, control)

@@ -1,0 +1,82 @@
+"""Apply one stored event to the projection tables. Used by appends and by rebuilds alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, insert, select, update
+
+from sre_agent.domain.events import EventType, StoredEvent
+from sre_agent.domain.incident import IncidentStatus
+from sre_agent.store.schema import alerts, control, incidents
+
+
+def _set_control(conn: Connection, key: str, value: str) -> None:
+    conn.execute(delete(control).where(control.c.key == key))
+    conn.execute(insert(control).values(key=key, value=value))
+
+
+def _alert_row(ev: StoredEvent) -> dict[str, Any]:
+    d = ev.data
+    return {
+        "incident_id": ev.incident_id,
+        "fingerprint": d["fingerprint"],
+        "starts_at": d["starts_at"],
+        "status": d["status"],
+        "alertname": d["labels"].get("alertname", ""),
+        "labels": d["labels"],
+        "annotations": d["annotations"],
+        "generator_url": d["generator_url"],
+        "ends_at": d["ends_at"],
+        "received_seq": ev.seq,
+    }
+
+
+def apply_event(conn: Connection, ev: StoredEvent) -> None:
+    t = ev.type
+    if t == EventType.INCIDENT_OPENED:
+        conn.execute(insert(incidents).values(
+            id=ev.incident_id, group_key=ev.data["group_key"], status=IncidentStatus.OPEN,
+            title=ev.data["title"], severity=ev.data["severity"], opened_at=ev.at,
+            updated_at=ev.at, resolved_at=None, opened_seq=ev.seq, last_seq=ev.seq,
+            alerts_total=0, alerts_firing=0,
+        ))
+        return
+    if t in (EventType.MODE_CHANGED, EventType.PAUSED, EventType.RESUMED):
+        if t == EventType.MODE_CHANGED:
+            _set_control(conn, "mode", ev.data["mode"])
+        else:
+            _set_control(conn, "paused", "true" if t == EventType.PAUSED else "false")
+        return
+    if ev.incident_id is None:
+        return
+    changes: dict[str, Any] = {"last_seq": ev.seq, "updated_at": ev.at}
+    if t == EventType.ALERT_RECEIVED:
+        conn.execute(insert(alerts).values(**_alert_row(ev)))
+        changes["alerts_total"] = incidents.c.alerts_total + 1
+        changes["alerts_firing"] = incidents.c.alerts_firing + 1
+    elif t == EventType.ALERT_RESOLVED:
+        row = _alert_row(ev)
+        found = conn.execute(
+            select(alerts.c.id, alerts.c.status).where(
+                alerts.c.fingerprint == row["fingerprint"], alerts.c.starts_at == row["starts_at"])
+        ).first()
+        if found is None:
+            conn.execute(insert(alerts).values(**row))
+            changes["alerts_total"] = incidents.c.alerts_total + 1
+        else:
+            conn.execute(update(alerts).where(alerts.c.id == found.id).values(
+                status="resolved", ends_at=row["ends_at"]))
+            if found.status == "firing":
+                changes["alerts_firing"] = case(
+                    (incidents.c.alerts_firing > 0, incidents.c.alerts_firing - 1), else_=0)
+    elif t == EventType.INCIDENT_RESOLVED:
+        changes["status"] = IncidentStatus.RESOLVED
+        changes["resolved_at"] = ev.at
+    elif t == EventType.INCIDENT_ESCALATED:
+        changes["status"] = case(
+            (incidents.c.status == IncidentStatus.RESOLVED, incidents.c.status),
+            else_=IncidentStatus.ESCALATED)
+    elif t == EventType.DIAGNOSIS_PRODUCED:
+        changes["diagnosis"] = ev.data
+    conn.execute(update(incidents).where(incidents.c.id == ev.incident_id).values(**changes))

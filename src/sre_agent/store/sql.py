@@ -1,0 +1,326 @@
+"""SqlEventStore: the EventStore on SQLAlchemy Core (SQLite by default, PostgreSQL by URL).
+
+All writes go through one writer thread, so appends are serialised without locks on SQLite;
+on PostgreSQL the ``chain_head`` row is locked ``FOR UPDATE`` for the same effect across
+replicas. Reads run in the default thread pool and never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.events import (
+    GENESIS_HASH,
+    ChainBreak,
+    NewEvent,
+    StoredEvent,
+    canonical_json,
+    event_hash,
+    utc_now,
+    verify_chain,
+)
+from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
+from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
+from sre_agent.store.projections import apply_event
+from sre_agent.store.schema import (
+    PROJECTION_TABLES,
+    alerts,
+    chain_head,
+    control,
+    events,
+    incidents,
+    metadata,
+    progress,
+)
+
+T = TypeVar("T")
+_CHUNK = 500
+
+
+def new_incident_id() -> str:
+    return "inc-" + uuid.uuid4().hex[:16]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # durable before we answer 2xx
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _row_to_event(row: Any) -> StoredEvent:
+    return StoredEvent(seq=row.seq, incident_id=row.incident_id, type=row.type, at=row.at,
+                       actor=row.actor, data=json.loads(row.data), prev_hash=row.prev_hash,
+                       hash=row.hash)
+
+
+class SqlEventStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.execute(select(chain_head.c.id)).first() is None:
+                conn.execute(insert(chain_head).values(id=1, seq=0, hash=GENESIS_HASH))
+
+    # --- plumbing -----------------------------------------------------------------------------
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.engine.connect() as conn:
+                return fn(conn)
+        try:
+            return await asyncio.to_thread(run)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+
+    def _append_in(self, conn: Connection, new: list[NewEvent]) -> list[StoredEvent]:
+        if not new:
+            return []
+        head = conn.execute(
+            select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        seq, prev = int(head.seq), str(head.hash)
+        at = utc_now().isoformat(timespec="microseconds")
+        stored: list[StoredEvent] = []
+        rows: list[dict[str, Any]] = []
+        for ev in new:
+            seq += 1
+            data = json.loads(canonical_json(ev.data))  # exactly what is hashed and read back
+            h = event_hash(seq=seq, incident_id=ev.incident_id, type=str(ev.type), at=at,
+                           actor=ev.actor, data=data, prev_hash=prev)
+            s = StoredEvent(seq, ev.incident_id, str(ev.type), at, ev.actor, data, prev, h)
+            stored.append(s)
+            rows.append({"seq": seq, "incident_id": ev.incident_id, "type": s.type, "at": at,
+                         "actor": ev.actor, "data": canonical_json(data), "prev_hash": prev,
+                         "hash": h})
+            prev = h
+        conn.execute(insert(events), rows)
+        conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, hash=prev))
+        for s in stored:
+            apply_event(conn, s)
+        return stored
+
+    # --- writes -------------------------------------------------------------------------------
+    async def append(self, new: list[NewEvent]) -> list[StoredEvent]:
+        return await self._write(lambda conn: self._append_in(conn, new))
+
+    async def ingest(self, notification: WebhookNotification) -> IngestResult:
+        def run(conn: Connection) -> IngestResult:
+            # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
+            conn.execute(select(chain_head.c.seq).where(chain_head.c.id == 1).with_for_update())
+            snap = self._snapshot(conn, notification)
+            result = correlate(notification, snap, new_incident_id)
+            stored = self._append_in(conn, result.events)
+            return IngestResult(result.touched, result.new_alerts, result.duplicates, stored)
+        return await self._write(run)
+
+    def _snapshot(self, conn: Connection, n: WebhookNotification) -> CorrelationSnapshot:
+        open_row = conn.execute(
+            select(incidents.c.id).where(incidents.c.group_key == n.group_key,
+                                         incidents.c.status != IncidentStatus.RESOLVED)
+            .order_by(incidents.c.opened_seq.desc()).limit(1)
+        ).first()
+        snap = CorrelationSnapshot(open_incident_id=open_row.id if open_row else None)
+        wanted = {(a.fingerprint, a.starts_at_key) for a in n.alerts}
+        fingerprints = sorted({fp for fp, _ in wanted})
+        involved: set[str] = {open_row.id} if open_row else set()
+        for i in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[i:i + _CHUNK]
+            for row in conn.execute(
+                select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.incident_id,
+                       alerts.c.status).where(alerts.c.fingerprint.in_(chunk))
+            ):
+                key = (row.fingerprint, row.starts_at)
+                if key in wanted:
+                    snap.alerts[key] = KnownAlert(row.incident_id, row.status)
+                    involved.add(row.incident_id)
+        ids = sorted(involved)
+        for i in range(0, len(ids), _CHUNK):
+            for row in conn.execute(
+                select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at,
+                       alerts.c.status).where(alerts.c.incident_id.in_(ids[i:i + _CHUNK]))
+            ):
+                snap.incident_alerts.setdefault(row.incident_id, {})[
+                    (row.fingerprint, row.starts_at)] = row.status
+        return snap
+
+    async def mark_processed(self, incident_id: str, seq: int) -> None:
+        def run(conn: Connection) -> None:
+            conn.execute(delete(progress).where(progress.c.incident_id == incident_id))
+            conn.execute(insert(progress).values(incident_id=incident_id, processed_seq=seq,
+                                                 done=False))
+        await self._write(run)
+
+    async def rebuild_projections(self) -> int:
+        def run(conn: Connection) -> int:
+            for table in PROJECTION_TABLES:
+                conn.execute(delete(table))
+            conn.execute(delete(progress))
+            count = 0
+            for row in conn.execute(select(events).order_by(events.c.seq)):
+                apply_event(conn, _row_to_event(row))
+                count += 1
+            return count
+        return await self._write(run)
+
+    async def writable(self) -> bool:
+        def run(conn: Connection) -> bool:
+            # A real write (rolled back by the savepoint) proves the file and disk accept writes.
+            with conn.begin_nested() as sp:
+                conn.execute(update(chain_head).where(chain_head.c.id == 1)
+                             .values(seq=chain_head.c.seq))
+                sp.rollback()
+            return True
+        try:
+            return await self._write(run)
+        except StoreUnavailable:
+            return False
+
+    # --- reads --------------------------------------------------------------------------------
+    async def list_events(
+        self, *, incident_id: str | None = None, types: list[str] | None = None,
+        since_seq: int = 0, limit: int = 100,
+    ) -> list[StoredEvent]:
+        def run(conn: Connection) -> list[StoredEvent]:
+            q = select(events).where(events.c.seq > since_seq)
+            if incident_id is not None:
+                q = q.where(events.c.incident_id == incident_id)
+            if types:
+                q = q.where(events.c.type.in_(types))
+            return [_row_to_event(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit))]
+        return await self._read(run)
+
+    async def last_event(self, types: list[str] | None = None) -> StoredEvent | None:
+        def run(conn: Connection) -> StoredEvent | None:
+            q = select(events)
+            if types:
+                q = q.where(events.c.type.in_(types))
+            row = conn.execute(q.order_by(events.c.seq.desc()).limit(1)).first()
+            return _row_to_event(row) if row else None
+        return await self._read(run)
+
+    async def verify(self) -> VerifyResult:
+        def run(conn: Connection) -> VerifyResult:
+            prev, expected, checked = GENESIS_HASH, 1, 0
+            batch = 5000
+            while True:
+                rows = conn.execute(select(events).where(events.c.seq >= expected)
+                                    .order_by(events.c.seq).limit(batch)).all()
+                if not rows:
+                    break
+                evs = [_row_to_event(r) for r in rows]
+                brk = verify_chain(evs, prev, expected)
+                if brk is not None:
+                    return VerifyResult(checked, brk)
+                checked += len(evs)
+                prev, expected = evs[-1].hash, evs[-1].seq + 1
+            head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
+            if head.seq != expected - 1 or (checked and head.hash != prev):
+                return VerifyResult(checked, ChainBreak(
+                    expected, f"chain head says seq {head.seq}, log ends at {expected - 1}"))
+            return VerifyResult(checked, None)
+        return await self._read(run)
+
+    async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
+        def run(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+            return dict(row._mapping) if row else None
+        return await self._read(run)
+
+    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
+                                .order_by(alerts.c.id))
+            return [dict(r._mapping) for r in rows]
+        return await self._read(run)
+
+    async def list_incidents(
+        self, *, status: str | None = None, limit: int = 50, cursor: int | None = None,
+    ) -> IncidentPage:
+        def run(conn: Connection) -> IncidentPage:
+            q = select(incidents)
+            if status is not None:
+                q = q.where(incidents.c.status == status)
+            if cursor is not None:
+                q = q.where(incidents.c.opened_seq < cursor)
+            rows = [dict(r._mapping) for r in
+                    conn.execute(q.order_by(incidents.c.opened_seq.desc()).limit(limit + 1))]
+            nxt = rows[limit - 1]["opened_seq"] if len(rows) > limit else None
+            return IncidentPage(rows[:limit], nxt)
+        return await self._read(run)
+
+    async def incident_counts(self) -> dict[str, int]:
+        def run(conn: Connection) -> dict[str, int]:
+            counts = {s.value: 0 for s in IncidentStatus}
+            for row in conn.execute(select(incidents.c.status, func.count())
+                                    .group_by(incidents.c.status)):
+                counts[row[0]] = int(row[1])
+            return counts
+        return await self._read(run)
+
+    async def control_state(self) -> dict[str, str]:
+        def run(conn: Connection) -> dict[str, str]:
+            return {r.key: r.value for r in conn.execute(select(control))}
+        return await self._read(run)
+
+    async def pending_incidents(self, limit: int = 1000) -> list[str]:
+        def run(conn: Connection) -> list[str]:
+            q = (select(incidents.c.id)
+                 .select_from(incidents.outerjoin(progress, progress.c.incident_id
+                                                  == incidents.c.id))
+                 .where(incidents.c.last_seq > func.coalesce(progress.c.processed_seq, 0))
+                 .order_by(incidents.c.opened_seq).limit(limit))
+            return [r.id for r in conn.execute(q)]
+        return await self._read(run)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
