@@ -51,3 +51,16 @@ class WebhookNotification(BaseModel):
     external_url: str = Field(default="", alias="externalURL")
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
     alerts: list[WebhookAlert]
+
+
+def expression_from_generator_url(url: str) -> str | None:
+    """The alert rule's PromQL, from Prometheus' generatorURL (``...graph?g0.expr=...``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return None
+    try:
+        values = parse_qs(urlsplit(url).query).get("g0.expr")
+    except ValueError:
+        return None
+    return values[0].strip() if values and values[0].strip() else None

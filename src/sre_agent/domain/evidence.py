@@ -41,6 +41,9 @@ class AlertContext(BaseModel):
     alerts: list[dict[str, Any]] = Field(description="labels, annotations, status, "
                                                      "generator_url, starts_at")
     common_labels: dict[str, str] = Field(default_factory=dict)
+    extra_queries: dict[str, str] = Field(
+        default_factory=dict, description="name -> PromQL that candidate runbooks ask for, "
+                                          "already filled from labels")
 
     @property
     def alertnames(self) -> list[str]:
