@@ -36,6 +36,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
         finally:
             await the_container.runner.stop()
             await the_container.store.close()
+            log.info("agent_stopped")
 
     app = FastAPI(title="SRE Agent", version=__version__, lifespan=lifespan,
                   description="Alertmanager webhooks in, diagnosis and safety-gated "

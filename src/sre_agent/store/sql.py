@@ -56,6 +56,7 @@ from sre_agent.store.schema import (
 
 T = TypeVar("T")
 _CHUNK = 500
+_MAX_BATCH = 256
 
 
 def new_incident_id() -> str:
@@ -71,11 +72,17 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, manage transactions, so SAVEPOINTs work.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # durable before we answer 2xx
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -92,6 +99,8 @@ class SqlEventStore:
         self.url = url
         self.engine = make_engine(url)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             if conn.execute(select(chain_head.c.id)).first() is None:
@@ -99,13 +108,60 @@ class SqlEventStore:
 
     # --- plumbing -----------------------------------------------------------------------------
     async def _write(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._writer, run)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+        """Queue a write; concurrent writes share one transaction and one fsync (group commit).
+
+        Each job runs in its own SAVEPOINT, so a job that raises is rolled back alone; a failed
+        commit fails every job of the batch with StoreUnavailable.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((fn, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        result: T = await fut
+        return result
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            try:
+                outcomes = await loop.run_in_executor(self._writer, self._run_batch,
+                                                      [fn for fn, _ in batch])
+            except Exception as exc:
+                error: Exception = (StoreUnavailable(str(exc).splitlines()[0][:200])
+                                    if isinstance(exc, SQLAlchemyError | OSError) else exc)
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(error)
+                continue
+            for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+
+    def _run_batch(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with self.engine.begin() as conn:
+            for job in jobs:
+                savepoint = conn.begin_nested() if len(jobs) > 1 else None
+                try:
+                    value = job(conn)
+                except SQLAlchemyError:
+                    raise  # the connection may be unusable: fail the whole batch
+                except Exception as exc:
+                    if savepoint is None:
+                        raise
+                    savepoint.rollback()
+                    outcomes.append((False, exc))
+                    continue
+                if savepoint is not None:
+                    savepoint.commit()
+                outcomes.append((True, value))
+        return outcomes
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:
         def run() -> T:

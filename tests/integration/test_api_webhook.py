@@ -1,0 +1,182 @@
+"""The webhook over HTTP (ASGI) on a real SQLite file: auth, bad input, idempotency."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sre_agent.api.app import create_app
+from tests.conftest import make_settings
+from tests.support.payloads import alert, notification
+
+pytestmark = pytest.mark.integration
+URL = "/webhook/alertmanager"
+
+
+async def test_accepts_real_payload_and_reports_incident(client: httpx.AsyncClient) -> None:
+    r = await client.post(URL, json=notification())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["alerts_new"] == 1 and len(body["incidents"]) == 1
+    detail = (await client.get(f"/incidents/{body['incidents'][0]}")).json()
+    assert detail["status"] == "open"
+    assert [e["type"] for e in detail["events"]] == ["IncidentOpened", "AlertReceived"]
+    assert detail["alerts"][0]["labels"]["job"] == "target"
+
+
+async def test_alias_route_is_the_same_handler(client: httpx.AsyncClient) -> None:
+    first = await client.post("/webhook/alerts", json=notification())
+    second = await client.post(URL, json=notification())
+    assert first.json()["alerts_new"] == 1
+    assert second.json() == {**second.json(), "alerts_new": 0, "alerts_duplicate": 1}
+
+
+async def test_redelivery_is_stored_once(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert (await client.post(URL, json=notification())).status_code == 200
+    events = (await client.get("/audit", params={"type": "AlertReceived"})).json()["items"]
+    assert len(events) == 1
+
+
+async def test_resolved_closes_incident(client: httpx.AsyncClient) -> None:
+    inc = (await client.post(URL, json=notification())).json()["incidents"][0]
+    await client.post(URL, json=notification([alert(status="resolved")]))
+    detail = (await client.get(f"/incidents/{inc}")).json()
+    assert detail["status"] == "resolved" and detail["resolved_at"]
+    assert detail["alerts_firing"] == 0
+
+
+def _big_notification(count: int) -> dict[str, object]:
+    return notification([alert(fingerprint=f"fp{i:05d}", labels={"instance": f"h{i}:9100"})
+                         for i in range(count)])
+
+
+# -- bad input: a clear 4xx naming the problem, never a 5xx -----------------------------------
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+BAD_INPUTS = [
+    ("empty body", b"", "application/json", 400, "empty"),
+    ("not json", b"{nope", "application/json", 400, "invalid JSON"),
+    ("non-utf8", b'{"version": "\xff\xfe"}', "application/json", 400, "UTF-8"),
+    ("deep nesting", _nested(5000), "application/json", 400, "nested"),
+    ("deep object", b'{"a":' * 5000 + b"1" + b"}" * 5000, "application/json", 400, "nested"),
+    ("array", b"[]", "application/json", 422, "object"),
+    ("wrong version", json.dumps({**notification(), "version": "3"}).encode(),
+     "application/json", 422, "version"),
+    ("text/plain", json.dumps(notification()).encode(), "text/plain", 415, "content type"),
+    ("no content type", json.dumps(notification()).encode(), "", 415, "content type"),
+    ("missing alerts", json.dumps({k: v for k, v in notification().items() if k != "alerts"})
+     .encode(), "application/json", 422, "alerts"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "ctype", "status", "needle"), BAD_INPUTS,
+                         ids=[b[0] for b in BAD_INPUTS])
+async def test_bad_input_matrix(client: httpx.AsyncClient, name: str, body: bytes, ctype: str,
+                                status: int, needle: str) -> None:
+    headers = {"content-type": ctype} if ctype else {}
+    r = await client.post(URL, content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert needle.lower() in r.text.lower()
+    assert "Traceback" not in r.text
+
+
+async def test_200kb_strings_are_accepted_as_data(client: httpx.AsyncClient) -> None:
+    big = "x" * 200_000
+    r = await client.post(URL, json=notification([alert(annotations={"description": big})]))
+    assert r.status_code == 200
+    inc = r.json()["incidents"][0]
+    detail = (await client.get(f"/incidents/{inc}")).json()
+    assert detail["alerts"][0]["annotations"]["description"] == big
+
+
+async def test_5000_alerts_in_one_notification(client: httpx.AsyncClient) -> None:
+    r = await client.post(URL, json=_big_notification(5000))
+    assert r.status_code == 200
+    assert r.json()["alerts_new"] == 5000
+    again = await client.post(URL, json=_big_notification(5000))
+    assert again.json()["alerts_duplicate"] == 5000
+
+
+async def test_oversized_body_is_413(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_body_bytes=4096)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        r = await c.post(URL, json=_big_notification(50))
+        assert r.status_code == 413 and "4096" in r.text
+
+        async def chunks():  # no Content-Length: the limit still holds while streaming
+            for _ in range(10):
+                yield b" " * 1024
+        r = await c.post(URL, content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+
+
+# -- auth matrix ------------------------------------------------------------------------------
+WEBHOOK_TOKEN = "wh-token-123456"
+OPERATOR_TOKEN = "op-token-123456"
+
+
+@pytest.fixture
+async def authed(tmp_path: Path):
+    settings = make_settings(tmp_path, webhook_token=WEBHOOK_TOKEN,
+                             operator_token=OPERATOR_TOKEN, webhook_username="am",
+                             webhook_password="basic-pass-123")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        yield c
+
+
+def basic(user: str, pw: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    (None, 401),
+    ("Bearer wrong-token-xyz", 401),
+    (f"Bearer {OPERATOR_TOKEN}", 401),  # the operator token is not the webhook token
+    (f"Bearer {WEBHOOK_TOKEN}", 200),
+    (basic("am", "basic-pass-123"), 200),
+    (basic("am", "wrong"), 401),
+    (basic("other", "basic-pass-123"), 401),
+    ("Basic !!!notbase64", 401),
+    ("Digest abc", 401),
+])
+async def test_webhook_auth_matrix(authed: httpx.AsyncClient, header: str | None,
+                                   status: int) -> None:
+    headers = {"authorization": header} if header else {}
+    r = await authed.post(URL, json=notification(), headers=headers)
+    assert r.status_code == status, r.text
+
+
+OPERATOR_ROUTES = [("GET", "/status"), ("GET", "/incidents"), ("GET", "/incidents/x"),
+                   ("GET", "/audit"), ("GET", "/audit/verify"), ("POST", "/control/pause"),
+                   ("POST", "/control/resume")]
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATOR_ROUTES)
+@pytest.mark.parametrize(("header", "ok"), [
+    (None, False), ("Bearer nope-nope-nope", False), (f"Bearer {WEBHOOK_TOKEN}", False),
+    (f"Bearer {OPERATOR_TOKEN}", True)])
+async def test_operator_auth_matrix(authed: httpx.AsyncClient, method: str, path: str,
+                                    header: str | None, ok: bool) -> None:
+    headers = {"authorization": header} if header else {}
+    r = await authed.request(method, path, headers=headers)
+    if ok:
+        assert r.status_code in (200, 404), r.text
+    else:
+        assert r.status_code == 401
+        assert OPERATOR_TOKEN not in r.text and WEBHOOK_TOKEN not in r.text
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+async def test_open_endpoints_need_no_auth(authed: httpx.AsyncClient, path: str) -> None:
+    assert (await authed.get(path)).status_code == 200

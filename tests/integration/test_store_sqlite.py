@@ -1,0 +1,161 @@
+"""The store on a real SQLite file: restarts keep state, tampering is caught, rebuilds agree."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sre_agent.api.app import create_app
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.events import Actor, EventType, NewEvent
+from sre_agent.pipeline.runner import PipelineRunner
+from sre_agent.pipeline.stages import IncidentWork
+from sre_agent.store.ports import EventStore
+from sre_agent.store.sql import SqlEventStore
+from tests.conftest import make_settings
+from tests.support.payloads import alert, notification
+
+pytestmark = pytest.mark.integration
+
+
+async def _post(settings_path: Path, payload: dict[str, object]) -> dict[str, object]:
+    app = create_app(make_settings(settings_path))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        r = await c.post("/webhook/alertmanager", json=payload)
+        assert r.status_code == 200
+        return dict(r.json())
+
+
+async def test_restart_on_same_file_keeps_state(tmp_path: Path) -> None:
+    first = await _post(tmp_path, notification())
+    second = await _post(tmp_path, notification())  # a new app on the same file
+    assert second["alerts_duplicate"] == 1 and second["incidents"] == []
+    third = await _post(tmp_path, notification([alert(status="resolved")]))
+    assert third["incidents"] == first["incidents"]
+    store = SqlEventStore(f"sqlite:///{tmp_path / 'agent.db'}")
+    try:
+        incident = await store.get_incident(str(first["incidents"][0]))  # type: ignore[index]
+        assert incident is not None and incident["status"] == "resolved"
+        assert (await store.verify()).ok
+    finally:
+        await store.close()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sre_agent", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+async def test_tampering_is_detected_by_cli(tmp_path: Path) -> None:
+    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]))
+    db = tmp_path / "agent.db"
+    url = f"sqlite:///{db}"
+    ok = _cli("audit", "verify", "--database-url", url)
+    assert ok.returncode == 0 and "4 events verified" in ok.stdout
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE events SET data = replace(data, 'target', 'TAMPERED') WHERE seq = 3")
+    bad = _cli("audit", "verify", "--database-url", url)
+    assert bad.returncode == 1
+    assert "broken at seq 3" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_deleted_event_is_detected(tmp_path: Path) -> None:
+    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]))
+    db = tmp_path / "agent.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM events WHERE seq = 4")
+    store = SqlEventStore(f"sqlite:///{db}")
+    try:
+        result = await store.verify()
+        assert not result.ok and result.first_break is not None
+        assert result.first_break.seq == 4
+    finally:
+        await store.close()
+
+
+async def test_rebuilt_projections_equal_live_ones(tmp_path: Path) -> None:
+    store = SqlEventStore(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        for i in range(4):
+            await store.ingest(WebhookNotification.model_validate(notification(
+                [alert(fingerprint=f"a{i}"), alert(fingerprint=f"b{i}")], group_key=f"g{i}")))
+        await store.ingest(WebhookNotification.model_validate(notification(
+            [alert(fingerprint="a0", status="resolved"), alert(fingerprint="b0",
+                                                               status="resolved")],
+            group_key="g0")))
+        await store.append([NewEvent(EventType.MODE_CHANGED, Actor.operator("x"), None,
+                                     {"mode": "observe"})])
+        before = (await store.list_incidents(limit=100)).items
+        control = await store.control_state()
+        count = await store.rebuild_projections()
+        assert count == 16
+        assert (await store.list_incidents(limit=100)).items == before
+        assert await store.control_state() == control
+    finally:
+        await store.close()
+
+
+class RecordingStage:
+    name = "record"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def run(self, work: IncidentWork, store: EventStore) -> None:
+        self.seen.append(work.id)
+
+
+async def test_unprocessed_incidents_resume_after_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = SqlEventStore(url)
+    result = await store.ingest(WebhookNotification.model_validate(notification()))
+    await store.close()  # "crash": nothing processed it
+    store = SqlEventStore(url)
+    stage = RecordingStage()
+    runner = PipelineRunner(store, [stage], workers=1)
+    try:
+        await runner.start()
+        await runner.wait_idle(10)
+        assert stage.seen == result.touched
+        await runner.stop()
+        runner2 = PipelineRunner(store, [stage], workers=1)
+        await runner2.start()
+        await runner2.wait_idle(10)
+        await runner2.stop()
+        assert stage.seen == result.touched  # processed once, not again
+    finally:
+        await store.close()
+
+
+async def test_unwritable_store_answers_503_then_recovers(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    app = create_app(settings)
+    db = tmp_path / "agent.db"
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        assert (await c.post("/webhook/alertmanager", json=notification())).status_code == 200
+        locker = sqlite3.connect(db, timeout=0)
+        locker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock: writes cannot land
+        store = app.state.container.store
+        store.engine.dispose()
+        # Short busy timeout so the test does not wait 30 s.
+        from sqlalchemy import event as sa_event
+
+        @sa_event.listens_for(store.engine, "connect")
+        def _short(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+            dbapi_conn.execute("PRAGMA busy_timeout=200")
+
+        r = await c.post("/webhook/alertmanager", json=notification([alert(fingerprint="n")]))
+        assert r.status_code == 503 and r.headers["retry-after"]
+        assert (await c.get("/ready")).status_code == 503
+        locker.rollback()
+        locker.close()
+        r = await c.post("/webhook/alertmanager", json=notification([alert(fingerprint="n")]))
+        assert r.status_code == 200 and r.json()["alerts_new"] == 1
+        assert (await c.get("/ready")).status_code == 200

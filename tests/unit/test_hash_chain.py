@@ -1,0 +1,55 @@
+"""The hash chain detects changed, removed and reordered records."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sre_agent.domain.events import GENESIS_HASH, StoredEvent, event_hash, verify_chain
+
+
+def chain(n: int) -> list[StoredEvent]:
+    events, prev = [], GENESIS_HASH
+    for seq in range(1, n + 1):
+        data = {"n": seq, "text": "é ünïcode"}
+        h = event_hash(seq=seq, incident_id="inc-1", type="AlertReceived", at="t", actor="agent",
+                       data=data, prev_hash=prev)
+        events.append(StoredEvent(seq, "inc-1", "AlertReceived", "t", "agent", data, prev, h))
+        prev = h
+    return events
+
+
+def test_intact_chain_verifies() -> None:
+    assert verify_chain(chain(5), GENESIS_HASH, 1) is None
+
+
+def test_changed_data_is_detected_at_its_seq() -> None:
+    events = chain(5)
+    events[2] = replace(events[2], data={"n": 99})
+    brk = verify_chain(events, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 3 and "content" in brk.reason
+
+
+def test_changed_actor_is_detected() -> None:
+    events = chain(3)
+    events[1] = replace(events[1], actor="operator:mallory")
+    brk = verify_chain(events, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 2
+
+
+def test_removed_record_is_detected() -> None:
+    events = chain(5)
+    del events[1]
+    brk = verify_chain(events, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 2
+
+
+def test_rehashed_record_still_breaks_the_next_link() -> None:
+    events = chain(4)
+    e = events[1]
+    data = {"n": 1000}
+    forged = replace(e, data=data, hash=event_hash(seq=e.seq, incident_id=e.incident_id,
+                                                   type=e.type, at=e.at, actor=e.actor, data=data,
+                                                   prev_hash=e.prev_hash))
+    events[1] = forged
+    brk = verify_chain(events, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 3
