@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.incident import Mode
+from sre_agent.domain.policy import Policy
 
 PLACEHOLDER_SECRETS = frozenset({
     "changeme", "change-me", "change_me", "secret", "password", "token", "example",
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.JSON
     log_level: str = "INFO"
     workers: int = Field(default=2, ge=1, le=64)
-    stage_timeout_s: float = Field(default=60.0, gt=0)
+    stage_timeout_s: float = Field(default=300.0, gt=0)
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
@@ -82,6 +84,45 @@ class Settings(BaseSettings):
     evidence_timeout_s: float = Field(default=5.0, gt=0, le=120)
     log_tail_lines: int = Field(default=50, ge=0, le=2000)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    # --- safety policy (see domain/policy.py for the order of checks) -------------------------
+    action_allowlist: Annotated[list[ActionKind], NoDecode] = Field(
+        default_factory=lambda: list(ActionKind))
+    scope_label: str = Field(default="sre-agent.managed=true", pattern=r"^[^=\s]+=[^\s]*$")
+    cooldown_s: float = Field(default=300.0, ge=0)
+    max_actions_per_hour: int = Field(default=20, ge=0)
+    max_actions_per_target_per_hour: int = Field(default=3, ge=0)
+    min_confidence_autonomous: float = Field(default=0.6, ge=0, le=1)
+    require_agreement: bool = False
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_window_s: float = Field(default=3600.0, gt=0)
+    approval_ttl_s: float = Field(default=3600.0, gt=0)
+    verify_deadline_s: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=1, ge=1, le=5)
+    min_attempts_for_stats: int = Field(default=3, ge=1)
+    min_success_rate: float = Field(default=0.5, ge=0, le=1)
+    action_timeout_s: float = Field(default=30.0, gt=0)
+    docker_stop_timeout_s: int = Field(default=5, ge=0, le=300)
+    silence_duration_s: int = Field(default=3600, ge=60, le=86400)
+
+    @field_validator("action_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def policy(self) -> Policy:
+        return Policy(
+            allowlist=frozenset(self.action_allowlist), scope_label=self.scope_label,
+            cooldown_s=self.cooldown_s, max_actions_per_hour=self.max_actions_per_hour,
+            max_actions_per_target_per_hour=self.max_actions_per_target_per_hour,
+            min_confidence_autonomous=self.min_confidence_autonomous,
+            require_agreement=self.require_agreement, breaker_failures=self.breaker_failures,
+            breaker_window_s=self.breaker_window_s, approval_ttl_s=self.approval_ttl_s,
+            verify_deadline_s=self.verify_deadline_s, max_attempts=self.max_attempts,
+            min_attempts_for_stats=self.min_attempts_for_stats,
+            min_success_rate=self.min_success_rate)
 
     @property
     def webhook_auth_configured(self) -> bool:

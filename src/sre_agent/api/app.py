@@ -14,7 +14,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from sre_agent import __version__
-from sre_agent.api.routes import audit, control, health, incidents, status, webhook
+from sre_agent.api.routes import (
+    actions,
+    audit,
+    control,
+    health,
+    incidents,
+    policy,
+    status,
+    webhook,
+)
 from sre_agent.bootstrap import Container, build_container
 from sre_agent.config import Settings
 from sre_agent.domain.alertmanager import WebhookNotification
@@ -42,7 +51,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
                   description="Alertmanager webhooks in, diagnosis and safety-gated "
                               "remediation out.")
     app.state.container = the_container
-    for module in (health, webhook, status, incidents, audit, control):
+    for module in (health, webhook, status, incidents, actions, policy, audit, control):
         app.include_router(module.router)
 
     @app.middleware("http")

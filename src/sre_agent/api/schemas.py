@@ -98,6 +98,15 @@ class ComponentOut(BaseModel):
     detail: str = ""
 
 
+class EffectivenessOut(BaseModel):
+    alertname: str
+    kind: str
+    attempts: int
+    successes: int
+    recoveries: int
+    recovery_seconds_total: float
+
+
 class StatusOut(BaseModel):
     version: str
     uptime_s: float
@@ -108,7 +117,72 @@ class StatusOut(BaseModel):
     last_alert_at: str | None
     backlog: int
     components: dict[str, ComponentOut]
+    pending_approvals: int = 0
+    open_breakers: list[str] = Field(default_factory=list)
+    effectiveness: list[EffectivenessOut] = Field(default_factory=list)
+    llm: dict[str, Any] = Field(default_factory=dict)
 
 
 class HealthOut(BaseModel):
     status: str
+
+
+class DecisionIn(BaseModel):
+    comment: str = Field(default="", max_length=1000)
+
+
+class ActionOut(BaseModel):
+    id: str
+    incident_id: str
+    kind: str
+    target: str | None
+    alertname: str
+    reason: str
+    status: str
+    decision_reason: str | None
+    decided_by: str | None
+    proposal: dict[str, Any]
+    result: dict[str, Any] | None
+    proposed_at: str
+    updated_at: str
+
+
+class BreakerOut(BaseModel):
+    target: str
+    state: str
+    reason: str
+    changed_at: str
+
+
+class PolicyOut(BaseModel):
+    mode: Mode
+    paused: bool
+    allowlist: list[str]
+    available_actions: list[str]
+    scope_label: str
+    cooldown_s: float
+    max_actions_per_hour: int
+    max_actions_per_target_per_hour: int
+    min_confidence_autonomous: float
+    require_agreement: bool
+    breaker_failures: int
+    breaker_window_s: float
+    approval_ttl_s: float
+    verify_deadline_s: float
+    max_attempts: int
+    min_attempts_for_stats: int
+    min_success_rate: float
+
+
+class DecisionOut(BaseModel):
+    kind: str
+    target: str | None
+    decision: str
+    reason: str
+
+
+class SimulationOut(BaseModel):
+    incident: dict[str, Any]
+    diagnosis: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    decisions: list[DecisionOut]

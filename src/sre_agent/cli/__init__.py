@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sre_agent.cli import audit, serve
+from sre_agent.cli import analyze, audit, serve
 
-COMMANDS = (serve, audit)
+COMMANDS = (serve, audit, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,10 +45,27 @@ class IncidentPage:
     next_cursor: int | None
 
 
+@dataclass
+class GateHistory:
+    """What the gate needs from the past: runs, failures, open breakers, track records."""
+
+    last_run: dict[tuple[str, str], float] = field(default_factory=dict)
+    recent_runs: list[float] = field(default_factory=list)
+    recent_runs_by_target: dict[str, list[float]] = field(default_factory=dict)
+    failures_by_target: dict[str, list[float]] = field(default_factory=dict)
+    breaker_open: set[str] = field(default_factory=set)
+    track_record: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+
 class EventStore(Protocol):
     async def ingest(self, notification: WebhookNotification) -> IngestResult: ...
 
     async def append(self, events: list[NewEvent]) -> list[StoredEvent]: ...
+
+    async def append_guarded(self, action_id: str, allowed: frozenset[str],
+                             new: list[NewEvent]) -> list[StoredEvent] | None:
+        """Append atomically only while the action's status is in ``allowed``; else None."""
+        ...
 
     async def list_events(
         self, *, incident_id: str | None = None, types: list[str] | None = None,
@@ -78,5 +95,16 @@ class EventStore(Protocol):
     async def writable(self) -> bool: ...
 
     async def rebuild_projections(self) -> int: ...
+
+    async def list_actions(self, *, status: str | None = None, incident_id: str | None = None,
+                           limit: int = 100) -> list[dict[str, Any]]: ...
+
+    async def get_action(self, action_id: str) -> dict[str, Any] | None: ...
+
+    async def gate_history(self, now: float, window_s: float) -> GateHistory: ...
+
+    async def list_breakers(self) -> list[dict[str, Any]]: ...
+
+    async def action_stats(self) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, case, delete, insert, select, update
 
 from sre_agent.domain.events import EventType, StoredEvent
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.store.projections_actions import apply_action_event
 from sre_agent.store.schema import alerts, control, incidents
 
 
@@ -34,6 +35,7 @@ def _alert_row(ev: StoredEvent) -> dict[str, Any]:
 
 def apply_event(conn: Connection, ev: StoredEvent) -> None:
     t = ev.type
+    apply_action_event(conn, ev)
     if t == EventType.INCIDENT_OPENED:
         conn.execute(insert(incidents).values(
             id=ev.incident_id, group_key=ev.data["group_key"], status=IncidentStatus.OPEN,

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -96,4 +97,47 @@ progress = Table(
     Column("done", Boolean, nullable=False, default=False),
 )
 
-PROJECTION_TABLES = (incidents, alerts, control)
+
+actions = Table(
+    "actions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("incident_id", String(64), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("alertname", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("decision_reason", Text, nullable=True),
+    Column("proposal", JSON, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("proposed_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("started_ts", Float, nullable=True),
+    Column("finished_ts", Float, nullable=True),
+    Column("updated_ts", Float, nullable=False),
+    Column("decided_by", String(200), nullable=True),
+    Index("ix_actions_status", "status"),
+    Index("ix_actions_incident", "incident_id"),
+    Index("ix_actions_target", "target", "started_ts"),
+)
+
+breakers = Table(
+    "breakers", metadata,
+    Column("target", String(255), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", String(40), nullable=False),
+)
+
+action_stats = Table(
+    "action_stats", metadata,
+    Column("alertname", String(255), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("successes", Integer, nullable=False),
+    Column("recoveries", Integer, nullable=False),
+    Column("recovery_seconds_total", Float, nullable=False),
+)
+
+PROJECTION_TABLES = (incidents, alerts, control, actions, breakers, action_stats)

@@ -45,6 +45,7 @@ from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, 
 from sre_agent.store.projections import apply_event
 from sre_agent.store.schema import (
     PROJECTION_TABLES,
+    actions,
     alerts,
     chain_head,
     control,
@@ -53,6 +54,7 @@ from sre_agent.store.schema import (
     metadata,
     progress,
 )
+from sre_agent.store.sql_actions import ActionQueries
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -94,7 +96,7 @@ def _row_to_event(row: Any) -> StoredEvent:
                        hash=row.hash)
 
 
-class SqlEventStore:
+class SqlEventStore(ActionQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -203,6 +205,17 @@ class SqlEventStore:
     # --- writes -------------------------------------------------------------------------------
     async def append(self, new: list[NewEvent]) -> list[StoredEvent]:
         return await self._write(lambda conn: self._append_in(conn, new))
+
+    async def append_guarded(self, action_id: str, allowed: frozenset[str],
+                             new: list[NewEvent]) -> list[StoredEvent] | None:
+        """Append only if the action is still in one of ``allowed`` statuses (atomically)."""
+        def run(conn: Connection) -> list[StoredEvent] | None:
+            conn.execute(select(chain_head.c.seq).where(chain_head.c.id == 1).with_for_update())
+            row = conn.execute(select(actions.c.status).where(actions.c.id == action_id)).first()
+            if row is None or row.status not in allowed:
+                return None
+            return self._append_in(conn, new)
+        return await self._write(run)
 
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
         def run(conn: Connection) -> IngestResult:

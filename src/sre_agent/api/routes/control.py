@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from sre_agent.api.deps import ContainerDep, OperatorActor, OperatorDep
-from sre_agent.api.schemas import ControlIn, ControlOut, ErrorOut, ReasonIn
+from sre_agent.api.schemas import BreakerOut, ControlIn, ControlOut, ErrorOut, ReasonIn
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType, NewEvent
 
@@ -40,3 +40,22 @@ async def resume(container: ContainerDep, actor: OperatorActor,
     """Lift the kill switch."""
     reason = body.reason if body else ""
     return await _record(container, NewEvent(EventType.RESUMED, actor, None, {"reason": reason}))
+
+
+@router.get("/breakers", response_model=list[BreakerOut])
+async def list_breakers(container: ContainerDep) -> list[dict[str, str]]:
+    """Circuit breakers per target, open ones needing an operator reset."""
+    return await container.store.list_breakers()
+
+
+@router.post("/breaker/{target}/reset", response_model=BreakerOut,
+             responses={404: {"model": ErrorOut}})
+async def reset_breaker(target: str, container: ContainerDep, actor: OperatorActor,
+                        body: ReasonIn | None = None) -> dict[str, str]:
+    """Close a tripped circuit breaker so actions on the target may run again."""
+    breakers = {b["target"]: b for b in await container.store.list_breakers()}
+    if breakers.get(target, {}).get("state") != "open":
+        raise HTTPException(404, f"no open circuit breaker for {target!r}")
+    await container.store.append([NewEvent(EventType.BREAKER_RESET, actor, None, {
+        "target": target, "reason": body.reason if body else ""})])
+    return {b["target"]: b for b in await container.store.list_breakers()}[target]

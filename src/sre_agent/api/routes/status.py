@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from sre_agent import __version__
 from sre_agent.api.deps import ContainerDep, OperatorDep
-from sre_agent.api.schemas import ComponentOut, ErrorOut, StatusOut
+from sre_agent.api.schemas import ComponentOut, EffectivenessOut, ErrorOut, StatusOut
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType
 from sre_agent.store.ports import StoreUnavailable
@@ -31,15 +31,28 @@ async def get_status(container: ContainerDep) -> StatusOut:
         counts, last = {}, None
         state = effective_control({}, settings.mode)
         store_status = ComponentOut(status="unavailable", detail=str(exc))
+    llm = container.analysis.analyzer.status()
+    if not llm["configured"]:
+        llm_out = ComponentOut(status="disabled", detail="rules only")
+    else:
+        llm_out = ComponentOut(status="breaker_open" if llm["breaker_state"] == "open"
+                               else "configured", detail=settings.llm.model)
     components = {
-        "llm": ComponentOut(status="configured" if settings.llm.enabled else "disabled",
-                            detail=settings.llm.model if settings.llm.enabled else "rules only"),
+        "llm": llm_out,
         "prometheus": ComponentOut(status="configured" if settings.prometheus_url else "disabled"),
+        "docker": ComponentOut(status="configured" if container.analysis.docker else "disabled"),
         "alertmanager": ComponentOut(
             status="configured" if settings.alertmanager_url else "disabled"),
     }
+    try:
+        pending = len(await store.list_actions(status="pending_approval", limit=1000))
+        breakers = [b["target"] for b in await store.list_breakers() if b["state"] == "open"]
+        stats = await store.action_stats()
+    except StoreUnavailable:
+        pending, breakers, stats = 0, [], []
     return StatusOut(
         version=__version__, uptime_s=round(time.time() - container.started_at, 3),
         mode=state.mode, paused=state.paused, store=store_status, incidents=counts,
         last_alert_at=last.at if last else None, backlog=container.runner.backlog,
-        components=components)
+        components=components, pending_approvals=pending, open_breakers=breakers,
+        effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm)

@@ -1,0 +1,360 @@
+"""Container actions (restart, start) and the container recovery verifier, on the Docker Engine API.
+
+The ``docker`` SDK is synchronous: every call runs in ``asyncio.to_thread`` under
+``asyncio.wait_for``; the SDK's own HTTP timeout bounds the thread. The client is built lazily
+and thrown away after a connection failure, so a daemon that comes back is picked up again.
+``docker.from_env()`` raises ``DockerException`` when the daemon is unreachable; a lazily built
+``DockerClient`` raises ``requests.exceptions.ConnectionError`` on its first call: both end up as
+a clean ``ok=False`` result, never as an exception or a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, NotFound
+
+from sre_agent.actions.ports import ActionRequest, ActionResult, VerificationResult
+from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.evidence.docker import CONTAINER_NAME_RE
+from sre_agent.evidence.redact import redact
+
+MAX_ERROR_CHARS = 500
+T = TypeVar("T")
+ClientFactory = Callable[[], Any]
+
+# RFC 3339 as Docker writes it: nanoseconds, "Z" or an offset ("0001-01-01T00:00:00Z" = never).
+_RFC3339_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+class DockerUnavailable(Exception):
+    """The Docker daemon could not be reached (or the client could not be built)."""
+
+
+class ContainerMissing(Exception):
+    """No container by that name or id."""
+
+
+def parse_docker_time(value: object) -> datetime | None:
+    """Parse Docker's RFC 3339 timestamps (nanosecond fractions, ``Z`` or offset) to an aware
+    UTC datetime. ``None`` for empty, unparsable or the zero time (``0001-01-01...``)."""
+    if not isinstance(value, str):
+        return None
+    m = _RFC3339_RE.match(value.strip())
+    if m is None:
+        return None
+    day, clock, fraction, zone = m.groups()
+    micros = (fraction or "0")[:6].ljust(6, "0")
+    if zone is None or zone in ("Z", "z"):
+        offset = "+00:00"
+    else:
+        offset = zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+    try:
+        parsed = datetime.fromisoformat(f"{day}T{clock}.{micros}{offset}")
+    except ValueError:
+        return None
+    if parsed.year <= 1:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _short_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return redact(text)[:MAX_ERROR_CHARS]
+
+
+def _api_error(exc: APIError) -> str:
+    explanation = getattr(exc, "explanation", None) or str(exc)
+    code = exc.status_code if getattr(exc, "response", None) is not None else None
+    prefix = f"docker API error {code}" if code else "docker API error"
+    return redact(f"{prefix}: {explanation}")[:MAX_ERROR_CHARS]
+
+
+def container_facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields an action result or a verification reports, from inspect attributes."""
+    state = attrs.get("State") or {}
+    health = state.get("Health") or {}
+    return {
+        "container": str(attrs.get("Name", "")).lstrip("/"),
+        "id": str(attrs.get("Id", ""))[:12],
+        "status": state.get("Status"),
+        "health": health.get("Status") or "none",
+        "started_at": state.get("StartedAt"),
+        "restart_count": attrs.get("RestartCount", 0),
+        "exit_code": state.get("ExitCode"),
+    }
+
+
+def _default_factory(timeout_s: float) -> ClientFactory:
+    def build() -> Any:
+        return docker.from_env(timeout=max(1, round(timeout_s)))
+    return build
+
+
+class _DockerClientHolder:
+    """A lazily built docker client, dropped after a connection-level failure."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = self._factory()
+                except (DockerException, requests.RequestException, OSError) as exc:
+                    raise DockerUnavailable(_short_error(exc)) from exc
+            return self._client
+
+    def _drop(self, client: Any) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+        with contextlib.suppress(Exception):  # best effort on a broken client
+            client.close()
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(client)`` (in a worker thread). Connection failures → DockerUnavailable;
+        a missing container → ContainerMissing; other API errors propagate as APIError."""
+        client = self._get()
+        try:
+            return fn(client)
+        except NotFound as exc:
+            raise ContainerMissing(str(exc)) from exc
+        except APIError:
+            raise  # the daemon answered (409, 500...): the client is fine
+        except (DockerException, requests.RequestException, OSError) as exc:
+            self._drop(client)
+            raise DockerUnavailable(_short_error(exc)) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
+def _check_target(target: str | None) -> str:
+    name = (target or "").lstrip("/")
+    if not name:
+        raise ValueError("no target container given")
+    if not CONTAINER_NAME_RE.match(name):
+        raise ValueError(f"invalid container name {name[:80]!r}")
+    return name
+
+
+class DockerActionBackend:
+    """``restart_container`` and ``start_container``. Implements ``ActionBackend``."""
+
+    kinds: frozenset[ActionKind] = frozenset(
+        {ActionKind.RESTART_CONTAINER, ActionKind.START_CONTAINER})
+
+    def __init__(self, timeout_s: float = 30, stop_timeout_s: int = 5,
+                 client_factory: ClientFactory | None = None) -> None:
+        self.timeout_s = timeout_s
+        self.stop_timeout_s = max(0, int(stop_timeout_s))
+        # The SDK's HTTP timeout must outlast the stop timeout of a restart.
+        factory = client_factory or _default_factory(max(timeout_s, self.stop_timeout_s + 5))
+        self._docker = _DockerClientHolder(factory)
+
+    def close(self) -> None:
+        self._docker.close()
+
+    # --- sync work (runs in a thread) -------------------------------------------------------
+
+    def _restart_sync(self, name: str) -> dict[str, Any]:
+        def work(client: Any) -> dict[str, Any]:
+            container = client.containers.get(name)
+            before = container_facts(container.attrs)
+            t0 = time.perf_counter()
+            container.restart(timeout=self.stop_timeout_s)
+            restart_ms = round((time.perf_counter() - t0) * 1000, 1)
+            container.reload()
+            return {**container_facts(container.attrs),
+                    "previous_started_at": before["started_at"],
+                    "previous_status": before["status"], "restart_ms": restart_ms}
+        return self._docker.call(work)
+
+    def _start_sync(self, name: str) -> dict[str, Any]:
+        def work(client: Any) -> dict[str, Any]:
+            container = client.containers.get(name)
+            before = container_facts(container.attrs)
+            if before["status"] == "running":
+                return {**before, "already_running": True}
+            container.start()
+            container.reload()
+            return {**container_facts(container.attrs), "already_running": False,
+                    "previous_status": before["status"]}
+        return self._docker.call(work)
+
+    def _inspect_sync(self, name: str) -> dict[str, Any]:
+        return self._docker.call(lambda client: client.api.inspect_container(name))
+
+    # --- ActionBackend ----------------------------------------------------------------------
+
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        start = time.perf_counter()
+
+        def done(ok: bool, detail: dict[str, Any], error: str | None = None) -> ActionResult:
+            return ActionResult(ok=ok, detail=detail, error=error,
+                                duration_ms=round((time.perf_counter() - start) * 1000, 1))
+
+        detail: dict[str, Any] = {"container": request.target, "kind": str(request.kind)}
+        if request.kind not in self.kinds:
+            return done(False, detail, f"unsupported action kind {request.kind!s}")
+        try:
+            name = _check_target(request.target)
+        except ValueError as exc:
+            return done(False, detail, str(exc))
+        work = self._restart_sync if request.kind is ActionKind.RESTART_CONTAINER \
+            else self._start_sync
+        try:
+            result = await asyncio.wait_for(asyncio.to_thread(work, name), self.timeout_s)
+        except TimeoutError:
+            return done(False, detail, f"timed out after {self.timeout_s:g}s "
+                                       "(the action may still take effect; reconcile)")
+        except ContainerMissing:
+            return done(False, detail, f"container not found: {name}")
+        except DockerUnavailable as exc:
+            return done(False, detail, f"docker unreachable: {exc}")
+        except APIError as exc:
+            return done(False, detail, _api_error(exc))
+        except Exception as exc:  # never raise
+            return done(False, detail, _short_error(exc))
+        return done(True, {**result, "kind": str(request.kind)})
+
+    async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
+        """Did the container (re)start after ``started_at``? Inspects only, never acts.
+
+        ``True`` when its ``State.StartedAt`` is later than ``started_at`` (and, for
+        ``start_container``, also when it is running now: starting it again would change
+        nothing); ``False`` when it exists and neither holds; ``None`` when the container is
+        missing, the daemon is unreachable or the answer cannot be read.
+        """
+        if request.kind not in self.kinds:
+            return None
+        try:
+            name = _check_target(request.target)
+            attrs = await asyncio.wait_for(asyncio.to_thread(self._inspect_sync, name),
+                                           self.timeout_s)
+        except Exception:
+            return None
+        state = attrs.get("State") or {}
+        raw = state.get("StartedAt")
+        container_started = parse_docker_time(raw)
+        if container_started is not None and container_started > _aware(started_at):
+            return True
+        if request.kind is ActionKind.START_CONTAINER and state.get("Status") == "running":
+            return True
+        never_started = not raw or str(raw).startswith("0001-")
+        if container_started is None and not never_started:
+            return None  # a timestamp we cannot read: cannot tell
+        return False
+
+
+class DockerContainerVerifier:
+    """Waits until a container is running, healthy (if it has a health check) and stays so.
+
+    Implements ``ContainerVerifier``. A container counts as recovered only after
+    ``stable_polls`` consecutive polls, spanning at least ``settle_s`` seconds, all saw it
+    running (and healthy, when it has a health check) with the same ``StartedAt``: a process that
+    exits at once, or that a restart policy keeps restarting, is not reported recovered.
+    """
+
+    def __init__(self, poll_s: float = 0.5, client_factory: ClientFactory | None = None, *,
+                 settle_s: float = 1.0, stable_polls: int = 2,
+                 request_timeout_s: float = 5.0) -> None:
+        self.poll_s = max(0.05, poll_s)
+        self.settle_s = max(0.0, settle_s)
+        self.stable_polls = max(1, stable_polls)
+        self.request_timeout_s = request_timeout_s
+        self._docker = _DockerClientHolder(client_factory or _default_factory(request_timeout_s))
+
+    def close(self) -> None:
+        self._docker.close()
+
+    def _inspect_sync(self, name: str) -> dict[str, Any]:
+        return self._docker.call(lambda client: client.api.inspect_container(name))
+
+    async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
+        start = time.monotonic()
+        end = start + max(0.0, deadline_s)
+        try:
+            name = _check_target(name)
+        except ValueError as exc:
+            return VerificationResult(ok=False, detail={"container": name, "waited_s": 0.0},
+                                      error=str(exc))
+        facts: dict[str, Any] = {"container": name}
+        reason = "not checked yet"
+        stable_since: float | None = None
+        stable_started: Any = None
+        good_polls = 0
+        while True:
+            remaining = end - time.monotonic()
+            try:
+                attrs = await asyncio.wait_for(
+                    asyncio.to_thread(self._inspect_sync, name),
+                    max(0.1, min(self.request_timeout_s, remaining)))
+            except TimeoutError:
+                attrs, reason = None, "docker did not answer in time"
+            except ContainerMissing:
+                attrs, reason = None, "container not found"
+            except DockerUnavailable as exc:
+                attrs, reason = None, f"docker unreachable: {exc}"
+            except APIError as exc:
+                attrs, reason = None, _api_error(exc)
+            except Exception as exc:  # never raise
+                attrs, reason = None, _short_error(exc)
+            now = time.monotonic()
+            if attrs is None:
+                good_polls, stable_since = 0, None
+            else:
+                facts = container_facts(attrs)
+                status, health = facts["status"], facts["health"]
+                has_check = health != "none"
+                if status == "running" and (not has_check or health == "healthy"):
+                    if stable_since is None or facts["started_at"] != stable_started:
+                        stable_since, stable_started, good_polls = now, facts["started_at"], 0
+                    good_polls += 1
+                    if good_polls >= self.stable_polls and now - stable_since >= self.settle_s:
+                        facts["waited_s"] = round(now - start, 2)
+                        return VerificationResult(ok=True, detail=facts)
+                    reason = "running, settling"
+                else:
+                    good_polls, stable_since = 0, None
+                    if status != "running":
+                        reason = f"container is {status} (exit code {facts['exit_code']})"
+                        policy = ((attrs.get("HostConfig") or {}).get("RestartPolicy") or {})
+                        if status in ("exited", "dead", "created") and \
+                                policy.get("Name") in (None, "", "no"):
+                            # Nothing will start it again: waiting longer cannot help.
+                            facts["waited_s"] = round(now - start, 2)
+                            return VerificationResult(
+                                ok=False, detail=facts,
+                                error=f"{reason} and has no restart policy")
+                    else:
+                        reason = f"health is {health}"
+            if now + self.poll_s > end:
+                break
+            await asyncio.sleep(self.poll_s)
+        facts["waited_s"] = round(time.monotonic() - start, 2)
+        return VerificationResult(
+            ok=False, detail=facts,
+            error=f"not recovered within {deadline_s:g}s: {reason}")

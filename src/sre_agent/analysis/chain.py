@@ -1,0 +1,234 @@
+"""The analysis chain: the LLM when configured and healthy, the rules otherwise.
+
+``FallbackAnalyzer`` tries the primary (LLM) analyzer under a hard time bound, a circuit
+breaker, a calls-per-minute limit and a per-incident token budget; whenever the primary is
+skipped or fails, the fallback (rules) analyzer answers and ``Diagnosis.fallback_reason`` says
+why, in a few words: ``llm timeout``, ``llm http 500``, ``llm connection error``,
+``llm invalid output: ...``, ``llm refusal``, ``llm breaker open``, ``llm rate limit``,
+``llm token budget``, ``llm error: ...``.
+
+With no primary at all (no LLM configured, the normal embedded setup) the rules answer with
+``fallback_reason = None``: nothing failed, there was nothing to fall back from.
+
+Breaker: after ``breaker_failures`` consecutive failures the primary is skipped for
+``breaker_cooldown_s``; then one trial call is let through (half-open). Success closes the
+breaker; failure opens it for another cooldown. Skips for rate limit or token budget are not
+failures.
+
+Every returned Diagnosis, from either engine, has been through ``validate_proposals``.
+This module never imports LangChain; ``from_settings`` imports the LLM module lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from sre_agent.analysis.tools import InvestigationTools
+from sre_agent.analysis.validation import (
+    LLMError,
+    LLMHTTPError,
+    LLMInvalidOutput,
+    LLMRefusal,
+    LLMTimeout,
+    validate_proposals,
+)
+from sre_agent.config import LLMSettings
+from sre_agent.domain.diagnosis import Diagnosis
+from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.pipeline.ports import Analyzer
+
+__all__ = [
+    "BreakerState",
+    "FallbackAnalyzer",
+    "LLMError",
+    "LLMHTTPError",
+    "LLMInvalidOutput",
+    "LLMRefusal",
+    "LLMTimeout",
+    "describe_failure",
+]
+
+RATE_WINDOW_S = 60.0
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short ``fallback_reason`` for what the primary raised."""
+    if isinstance(exc, LLMError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "llm timeout"
+    text = str(exc).strip()
+    return f"llm error: {type(exc).__name__}" + (f": {text[:150]}" if text else "")
+
+
+class FallbackAnalyzer:
+    """``Analyzer``: primary under breaker and budgets, fallback when it is skipped or fails."""
+
+    name = "chain"
+
+    def __init__(self, primary: Analyzer | None, fallback: Analyzer, *,
+                 breaker_failures: int = 3, breaker_cooldown_s: float = 300.0,
+                 calls_per_minute: int = 30, max_tokens_per_incident: int = 20000,
+                 hard_timeout_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 max_tracked_incidents: int = 10_000) -> None:
+        if breaker_failures < 1 or calls_per_minute < 1 or max_tokens_per_incident < 1:
+            raise ValueError("breaker_failures, calls_per_minute and max_tokens_per_incident "
+                             "must be positive")
+        self._primary = primary
+        self._fallback = fallback
+        self._breaker_failures = breaker_failures
+        self._cooldown_s = breaker_cooldown_s
+        self._calls_per_minute = calls_per_minute
+        self._max_tokens = max_tokens_per_incident
+        self._hard_timeout_s = hard_timeout_s
+        self._clock = clock
+        self._max_tracked = max_tracked_incidents
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_in_flight = False
+        self._calls: deque[float] = deque()
+        self._tokens: OrderedDict[str, int] = OrderedDict()
+        self._last_failure: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings, fallback: Analyzer, *,
+                      tools: InvestigationTools | None = None,
+                      hard_timeout_s: float | None = None,
+                      clock: Callable[[], float] = time.monotonic) -> FallbackAnalyzer:
+        """The chain for ``settings``: the LLM module is imported only when a key is set.
+
+        ``hard_timeout_s`` bounds one whole LLM analysis (tool rounds included); default
+        ``2 * settings.timeout_s``. Keep it below the pipeline's stage timeout.
+        """
+        primary: Analyzer | None = None
+        if settings.enabled:
+            from sre_agent.analysis.llm import LangChainAnalyzer
+
+            primary = LangChainAnalyzer(settings, tools)
+        return cls(primary, fallback,
+                   breaker_failures=settings.breaker_failures,
+                   breaker_cooldown_s=settings.breaker_cooldown_s,
+                   calls_per_minute=settings.calls_per_minute,
+                   max_tokens_per_incident=settings.max_tokens_per_incident,
+                   hard_timeout_s=hard_timeout_s if hard_timeout_s is not None
+                   else 2 * settings.timeout_s,
+                   clock=clock)
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= RATE_WINDOW_S:
+            self._calls.popleft()
+
+    def _breaker_state(self, now: float) -> BreakerState:
+        if self._failures < self._breaker_failures or self._opened_at is None:
+            return BreakerState.CLOSED
+        if now - self._opened_at < self._cooldown_s:
+            return BreakerState.OPEN
+        return BreakerState.HALF_OPEN
+
+    def _skip_reason(self, incident_id: str, now: float) -> str | None:
+        state = self._breaker_state(now)
+        if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN
+                                          and self._trial_in_flight):
+            return "llm breaker open"
+        if self._tokens.get(incident_id, 0) >= self._max_tokens:
+            return "llm token budget"
+        self._prune(now)
+        if len(self._calls) >= self._calls_per_minute:
+            return "llm rate limit"
+        return None
+
+    def _add_tokens(self, incident_id: str, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        self._tokens[incident_id] = self._tokens.get(incident_id, 0) + tokens
+        self._tokens.move_to_end(incident_id)
+        while len(self._tokens) > self._max_tracked:
+            self._tokens.popitem(last=False)
+
+    def _record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+
+    def _record_failure(self, reason: str, now: float) -> None:
+        self._failures += 1
+        self._last_failure = reason
+        if self._failures >= self._breaker_failures:
+            self._opened_at = now  # opens, or re-opens after a failed half-open trial
+
+    def status(self) -> dict[str, Any]:
+        """For ``/status``: is an LLM configured, and is it being used."""
+        now = self._clock()
+        self._prune(now)
+        state = self._breaker_state(now) if self._primary is not None else BreakerState.CLOSED
+        remaining = 0.0
+        if state is BreakerState.OPEN and self._opened_at is not None:
+            remaining = max(0.0, self._cooldown_s - (now - self._opened_at))
+        return {
+            "configured": self._primary is not None,
+            "primary": self._primary.name if self._primary is not None else None,
+            "fallback": self._fallback.name,
+            "breaker_state": state.value,
+            "breaker_open": state is BreakerState.OPEN,
+            "breaker_cooldown_remaining_s": round(remaining, 3),
+            "consecutive_failures": self._failures,
+            "calls_last_minute": len(self._calls),
+            "calls_per_minute_limit": self._calls_per_minute,
+            "last_failure": self._last_failure,
+        }
+
+    # --- analysis ------------------------------------------------------------------------
+
+    async def _call_primary(self, primary: Analyzer, ctx: AlertContext,
+                            targets: list[ResolvedTarget],
+                            evidence: list[Evidence]) -> Diagnosis:
+        call = primary.analyse(ctx, targets, evidence)
+        if self._hard_timeout_s is None:
+            result = await call
+        else:
+            result = await asyncio.wait_for(call, timeout=self._hard_timeout_s)
+        if not isinstance(result, Diagnosis):
+            raise LLMInvalidOutput(f"primary returned {type(result).__name__}, not a Diagnosis")
+        return result
+
+    async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        reason: str | None = None
+        primary = self._primary
+        if primary is not None:
+            now = self._clock()
+            reason = self._skip_reason(ctx.incident_id, now)
+            if reason is None:
+                trial = self._breaker_state(now) is BreakerState.HALF_OPEN
+                self._calls.append(now)
+                if trial:
+                    self._trial_in_flight = True
+                try:
+                    diagnosis = await self._call_primary(primary, ctx, targets, evidence)
+                except Exception as exc:
+                    reason = describe_failure(exc)
+                    self._add_tokens(ctx.incident_id, int(getattr(exc, "tokens", 0) or 0))
+                    self._record_failure(reason, self._clock())
+                else:
+                    self._add_tokens(ctx.incident_id, diagnosis.tokens)
+                    self._record_success()
+                    return validate_proposals(diagnosis, targets)
+                finally:
+                    if trial:
+                        self._trial_in_flight = False
+        diagnosis = await self._fallback.analyse(ctx, targets, evidence)
+        diagnosis = diagnosis.model_copy(update={"fallback_reason": reason})
+        return validate_proposals(diagnosis, targets)

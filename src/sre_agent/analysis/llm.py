@@ -1,0 +1,270 @@
+"""LLM analysis through LangChain and any OpenAI-compatible endpoint.
+
+The only module that imports LangChain (and the OpenAI SDK). Import it only when an API key is
+configured; ``FallbackAnalyzer.from_settings`` does so lazily.
+
+One analysis is:
+1. an optional, bounded investigation: the model may call the read-only tools (at most
+   ``settings.max_tool_calls`` calls in total; calls beyond the budget are answered with an
+   error instead of being run), our own loop over ``bind_tools`` and ``ToolMessage``s;
+2. one final structured answer through ``with_structured_output(schema,
+   method=settings.structured_output_method, include_raw=True)``;
+3. ``coerce_llm_output`` then ``validate_proposals``.
+
+The schema is given to LangChain as a JSON-schema dict rather than the pydantic class: with a
+pydantic class and ``method="json_schema"`` the OpenAI SDK parses the answer inside the HTTP
+call and raises there, so ``include_raw=True`` cannot hand back the raw answer, and one bad
+action would sink the whole diagnosis. With the dict every method yields a plain dict (or a
+parsing error and the raw message) and our own coercion decides.
+
+Failures raise an ``LLMError`` subclass (``LLMTimeout``, ``LLMHTTPError``, ``LLMInvalidOutput``,
+``LLMRefusal``), each carrying the tokens spent so far; the chain falls back on them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models.base import OpenAIRefusalError
+from pydantic import BaseModel
+
+from sre_agent.analysis.prompts import (
+    FINAL_INSTRUCTION,
+    INVESTIGATION_INSTRUCTION,
+    SYSTEM_PROMPT,
+    build_user_message,
+)
+from sre_agent.analysis.tools import InvestigationTools, build_langchain_tools, tool_error
+from sre_agent.analysis.validation import (
+    LLMDiagnosis,
+    LLMError,
+    LLMHTTPError,
+    LLMInvalidOutput,
+    LLMRefusal,
+    LLMTimeout,
+    coerce_llm_output,
+    llm_output_json_schema,
+    validate_proposals,
+)
+from sre_agent.config import LLMSettings
+from sre_agent.domain.diagnosis import Diagnosis, Engine
+from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+
+__all__ = [
+    "LLMDiagnosis",
+    "LLMError",
+    "LLMHTTPError",
+    "LLMInvalidOutput",
+    "LLMRefusal",
+    "LLMTimeout",
+    "LangChainAnalyzer",
+]
+
+
+SCHEMA_NAME = LLMDiagnosis.__name__  # the function name under method="function_calling"
+
+
+def _tokens(message: BaseMessage) -> int:
+    usage = getattr(message, "usage_metadata", None)
+    return int(usage.get("total_tokens", 0)) if usage else 0
+
+
+def _first_line(error: BaseException | None, limit: int = 150) -> str:
+    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    return text[:limit]
+
+
+def _as_llm_error(exc: Exception, tokens: int) -> LLMError:
+    """Map what LangChain / the OpenAI SDK raised to our error family."""
+    if isinstance(exc, LLMError):
+        exc.tokens += tokens
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return LLMTimeout("request timed out", tokens=tokens)
+    if isinstance(exc, openai.APIStatusError):
+        return LLMHTTPError(f"HTTP {exc.status_code}: {str(exc.message)[:200]}",
+                            status=exc.status_code, tokens=tokens)
+    if isinstance(exc, openai.APIConnectionError):
+        return LLMHTTPError(f"connection failed: {str(exc)[:200]}", tokens=tokens)
+    if isinstance(exc, OpenAIRefusalError):
+        return LLMRefusal(str(exc)[:200], tokens=tokens)
+    # A body that is not a completion (an HTML error page, a proxy's text) surfaces as
+    # ValueError / TypeError / KeyError from langchain-openai, or AttributeError from the SDK's
+    # parse() path used when response_format is set.
+    if isinstance(exc, openai.APIError | ValueError | KeyError | TypeError | AttributeError):
+        return LLMInvalidOutput(f"malformed response ({type(exc).__name__}: {_first_line(exc)})",
+                                tokens=tokens)
+    return LLMError(f"{type(exc).__name__}: {str(exc)[:200]}", tokens=tokens)
+
+
+def _strip_fences(text: str) -> str:
+    text = text.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        if text.rstrip().endswith("```"):
+            text = text.rstrip()[:-3]
+    return text.strip()
+
+
+def _raw_object(raw: AIMessage) -> dict[str, Any] | None:
+    """The answer's JSON object from the raw message: content, else the first tool call."""
+    text = raw.text
+    if text and text.strip():
+        try:
+            value = json.loads(_strip_fences(text))
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    for call in raw.tool_calls:
+        if call["name"] == SCHEMA_NAME:
+            return dict(call["args"])
+    return None
+
+
+def _refusal(raw: AIMessage) -> str | None:
+    value = raw.additional_kwargs.get("refusal")
+    return str(value) if value else None
+
+
+class LangChainAnalyzer:
+    """``Analyzer`` backed by ``ChatOpenAI``. Raises ``LLMError`` subclasses on failure."""
+
+    name = "llm"
+
+    def __init__(self, settings: LLMSettings, tools: InvestigationTools | None = None, *,
+                 tool_timeout_s: float = 10.0) -> None:
+        if settings.api_key is None or not settings.api_key.get_secret_value():
+            raise ValueError("LangChainAnalyzer needs an API key (SRE_AGENT_LLM__API_KEY)")
+        self._settings = settings
+        self._tools = tools
+        self._tool_timeout_s = tool_timeout_s
+        self._model = ChatOpenAI(
+            model=settings.model,
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            timeout=settings.timeout_s,
+            max_retries=settings.max_retries,
+        )
+        self._structured: Runnable[Any, Any] = self._model.with_structured_output(
+            llm_output_json_schema(),
+            method=settings.structured_output_method.value,
+            include_raw=True,
+        )
+
+    @property
+    def model(self) -> str:
+        return self._settings.model
+
+    async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        started = time.perf_counter()
+        user = build_user_message(ctx, targets, evidence)
+        messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT)]
+        tokens = 0
+        if self._tools is not None and self._settings.max_tool_calls > 0:
+            lc_tools = build_langchain_tools(self._tools, [t.name for t in targets],
+                                             timeout_s=self._tool_timeout_s)
+            messages.append(HumanMessage(f"{user}\n\n{INVESTIGATION_INSTRUCTION}"))
+            tokens = await self._investigate(messages, lc_tools)
+        else:
+            messages.append(HumanMessage(user))
+        messages.append(HumanMessage(FINAL_INSTRUCTION))
+
+        result = await self._invoke(self._structured, messages, tokens)
+        raw = result.get("raw") if isinstance(result, dict) else None
+        if not isinstance(raw, AIMessage):
+            raise LLMInvalidOutput("no message in the structured-output result", tokens=tokens)
+        tokens += _tokens(raw)
+        refusal = _refusal(raw)
+        if refusal:
+            raise LLMRefusal(refusal[:200], tokens=tokens)
+        parsed = result.get("parsed")
+        if isinstance(parsed, BaseModel):
+            parsed = parsed.model_dump(mode="json")
+        if not isinstance(parsed, dict):
+            # The schema parser failed or found nothing: read the raw answer ourselves (a
+            # function_calling server that answered in content, or a bad action kind).
+            parsed = _raw_object(raw)
+        if parsed is None:
+            error = result.get("parsing_error")
+            if isinstance(error, OpenAIRefusalError):
+                raise LLMRefusal(str(error)[:200], tokens=tokens)
+            if error is not None:
+                detail = f"{type(error).__name__}: {_first_line(error)}"
+            else:
+                detail = "answer is not a JSON object" if raw.text.strip() else "empty answer"
+            raise LLMInvalidOutput(detail, tokens=tokens)
+        try:
+            diagnosis, _dropped = coerce_llm_output(parsed)
+        except LLMError as exc:
+            exc.tokens = tokens
+            raise
+        model_name = raw.response_metadata.get("model_name") or self._settings.model
+        diagnosis = diagnosis.model_copy(update={
+            "engine": Engine.LLM,
+            "model": str(model_name),
+            "tokens": tokens,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        })
+        return validate_proposals(diagnosis, targets)
+
+    async def _invoke(self, runnable: Runnable[Any, Any], messages: Sequence[BaseMessage],
+                      tokens: int) -> Any:
+        try:
+            return await runnable.ainvoke(list(messages))
+        except Exception as exc:
+            raise _as_llm_error(exc, tokens) from exc
+
+    async def _investigate(self, messages: list[BaseMessage], lc_tools: list[BaseTool]) -> int:
+        """Run the tool loop, appending to ``messages``. Returns the tokens spent."""
+        by_name = {t.name: t for t in lc_tools}
+        bound = self._model.bind_tools(lc_tools)
+        budget = self._settings.max_tool_calls
+        tokens = 0
+        # Each round makes one model call; a round without tool calls ends the loop, so at most
+        # budget + 1 calls happen here.
+        for _round in range(budget + 1):
+            reply = await self._invoke(bound, messages, tokens)
+            if not isinstance(reply, AIMessage):
+                raise LLMInvalidOutput("tool round returned no message", tokens=tokens)
+            tokens += _tokens(reply)
+            messages.append(reply)
+            if _refusal(reply):
+                raise LLMRefusal(str(_refusal(reply))[:200], tokens=tokens)
+            calls: list[tuple[str | None, str | None, dict[str, Any] | None]] = [
+                (c["id"], c["name"], c["args"]) for c in reply.tool_calls]
+            calls += [(c["id"], c["name"], None) for c in reply.invalid_tool_calls]
+            if not calls:
+                break
+            for call_id, name, args in calls:
+                if budget <= 0:
+                    output = tool_error("tool call budget exhausted; give your final answer")
+                elif args is None:
+                    budget -= 1
+                    output = tool_error("tool arguments were not valid JSON")
+                elif name not in by_name:
+                    budget -= 1
+                    output = tool_error(f"unknown tool {str(name)[:100]!r}")
+                else:
+                    budget -= 1
+                    output = await self._run_tool(by_name[name], args)
+                messages.append(ToolMessage(content=output, tool_call_id=call_id or ""))
+            if budget <= 0:
+                break
+        return tokens
+
+    @staticmethod
+    async def _run_tool(tool: BaseTool, args: dict[str, Any]) -> str:
+        try:
+            output = await tool.ainvoke(args)
+        except Exception as exc:  # bad arguments (schema validation) and the like
+            return tool_error(f"tool call rejected: {type(exc).__name__}: {str(exc)[:200]}")
+        return output if isinstance(output, str) else json.dumps(output, default=str)

@@ -1,0 +1,304 @@
+"""The deterministic analyser: YAML runbooks matched against an alert and its evidence.
+
+Runbooks ship in ``sre_agent/analysis/runbooks/*.yml``; files in ``runbooks_dir`` replace shipped
+runbooks of the same ``name``. A file holds one runbook mapping or ``runbooks: [...]``::
+
+    name: target-down            # unique, [a-z0-9][a-z0-9_.-]*
+    priority: 800                # higher is tried first; the first match wins
+    match: {any: [{alertname: {regex: "TargetDown|InstanceDown"}}, {container: exited}]}
+    category: availability       # a domain Category
+    summary: "{job} target {instance} is down"        # also probable_cause: "..."
+    severity: from_label         # or critical | warning | info
+    confidence: high             # 0..1, or high (0.9) | medium (0.6) | low (0.3)
+    issue_detected: true
+    actions:
+      - {kind: start_container, target: resolved, when: {container: exited}, reason: "..."}
+      - {kind: escalate, when: {severity: critical}, reason: "..."}
+    fallback: [escalate]         # instead of container actions when no target is resolved
+    queries:                     # name -> PromQL; the evidence stage runs it as query:<name>
+      error_count: 'sum(increase(http_requests_total{{job="{job}",code=~"5.."}}[5m]))'
+
+A condition is a mapping; every key given must hold (AND), ``{}`` always holds:
+
+- ``alertname: M``, ``label: {NAME: M, ...}``: some alert of the group matches; ``M`` is a
+  string (equals), a list (in), ``{regex: ...}`` (anchored), ``{present: true}`` or
+  ``{absent: true}``. ``severity: [critical, ...]``: some alert's severity label.
+- ``expr: M``: the rule's own PromQL (from generatorURL); ``equals`` ignores whitespace and
+  ``regex`` searches, unanchored.
+- ``container: STATE | [STATE, ...]``: Docker evidence shows running, exited (or dead),
+  not_running, restarting, paused, unhealthy, healthy or oom_killed.
+- ``metric: {name: query:NAME | alert_expr | up, op: ">", value: 0.9}`` (ops > >= < <= == !=;
+  no value is false); ``probe: unhealthy | healthy``; ``response_ms: {op: ">", value: 5000}``.
+- ``any: [...]`` (one at least), ``all: [...]``, ``not: {...}``.
+
+An action is proposed when its ``when`` holds (or it has none). A ``target: resolved`` action is
+proposed per resolved target, its ``when`` seeing that target's container only; with no target,
+the runbook's ``fallback`` kinds are proposed (reason "no container resolved") if ``when`` holds.
+
+Templates (summary, probable_cause, reasons, queries) use ``str.format_map`` over the first
+firing alert's labels plus ``{targets}`` (and ``{target}`` in per-target reasons). Placeholders
+are plain names (literal braces: ``{{ }}``); values are inserted as text, never evaluated; a
+missing label renders empty, and a query naming one is not run. Query values are escaped for
+PromQL strings. Alert annotations are never read: alert text is data, not instructions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sre_agent.analysis.runbook_model import (
+    Condition,
+    Runbook,
+    RunbookError,
+    load_runbooks,
+    render,
+    render_query,
+)
+from sre_agent.domain.alertmanager import expression_from_generator_url
+from sre_agent.domain.diagnosis import (
+    CONTAINER_ACTIONS,
+    ActionKind,
+    Diagnosis,
+    Engine,
+    ProposedAction,
+    Severity,
+)
+from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+
+__all__ = ["RulesAnalyzer", "RunbookError"]
+
+Tri = bool | None  # None: cannot tell yet (that evidence is not known)
+Result = tuple[Tri, list[str]]  # outcome, and the evidence it cites
+_SEVERITY = {"critical": Severity.CRITICAL, "page": Severity.CRITICAL, "error": Severity.CRITICAL,
+             "warning": Severity.WARNING, "warn": Severity.WARNING,
+             "info": Severity.INFO, "none": Severity.INFO}
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    return text if len(text := str(value)) <= limit else text[: limit - 1] + "…"
+
+
+def describe_container(data: dict[str, Any]) -> str:
+    name, status = _short(data.get("container", "?")), data.get("status", "unknown")
+    oom = " (OOMKilled)" if data.get("oom_killed") else ""
+    if status in ("exited", "dead"):
+        text = f"container {name} exited with code {data.get('exit_code', '?')}{oom}"
+    else:
+        health = data.get("health")
+        text = f"container {name} is {_short(status, 20)}" + (
+            f" ({health})" if health in ("healthy", "unhealthy", "starting") else oom)
+    restarts = data.get("restart_count")
+    if isinstance(restarts, int) and restarts:
+        text += f", restarted {restarts} times"
+    return text
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What conditions look at. ``known=False``: evidence not gathered yet (three-valued)."""
+
+    alerts: list[dict[str, str]]
+    exprs: list[str]
+    containers: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    probes: list[dict[str, Any]]
+    known: bool = True
+
+    @classmethod
+    def build(cls, ctx: AlertContext, evidence: list[Evidence] | None) -> Facts:
+        firing = [a for a in ctx.alerts if a.get("status", "firing") == "firing"] or ctx.alerts
+        alerts = [{str(k): str(v) for k, v in dict(a.get("labels") or {}).items()}
+                  for a in firing] or [dict(ctx.common_labels)]
+        exprs = [e for a in firing
+                 if (e := expression_from_generator_url(str(a.get("generator_url") or "")))]
+        ev = evidence or []
+        containers = [{**e.data, "container": e.data.get("container") or e.name}
+                      for e in ev if e.source == "docker" and e.status == EvidenceStatus.OK]
+        metrics = {e.name: e.data.get("value") for e in ev
+                   if e.source == "prometheus" and e.status != EvidenceStatus.ERROR}
+        probes = [{**e.data, "url": e.data.get("url") or e.name} for e in ev
+                  if e.source == "http_probe" and isinstance(e.data.get("healthy"), bool)]
+        return cls(alerts, exprs, containers, metrics, probes, known=evidence is not None)
+
+    def with_containers(self, containers: list[dict[str, Any]]) -> Facts:
+        return replace(self, containers=containers)
+
+
+def _check_labels(cond: Condition, f: Facts) -> list[Result]:
+    out: list[Result] = []
+    if (m := cond.alertname) is not None:
+        names = [a.get("alertname", "") for a in f.alerts if m.test(a.get("alertname"))]
+        out.append((bool(names), [f"alertname {_short(n)}" for n in names[:1] if n]))
+    if (lm := cond.label) is not None:
+        hit = next((a for a in f.alerts if all(m.test(a.get(k)) for k, m in lm.items())), None)
+        out.append((hit is not None, [f"label {k}={_short(hit[k])}" for k in lm if hit.get(k)]
+                    if hit else []))
+    if cond.severity is not None:
+        wanted = {s.lower() for s in cond.severity}
+        sev = [a["severity"] for a in f.alerts if a.get("severity", "").lower() in wanted]
+        out.append((bool(sev), [f"severity {_short(s)}" for s in sev[:1]]))
+    if (e := cond.expr) is not None:
+        hits = [x for x in f.exprs if e.test(x, anchored=False)]
+        ok = bool(hits) or (not f.exprs and e.test(None))
+        out.append((ok, [f"alert expression `{_short(x)}`" for x in hits[:1]]))
+    return out
+
+
+def _check_evidence(cond: Condition, f: Facts) -> list[Result]:
+    if all(x is None for x in (cond.container, cond.metric, cond.probe, cond.response_ms)):
+        return []
+    if not f.known:
+        return [(None, [])]
+    out: list[Result] = []
+    if (states := cond.container) is not None:
+        hits = [c for c in f.containers if any(s.holds(c) for s in states)]
+        out.append((bool(hits), [describe_container(c) for c in hits]))
+    if (mc := cond.metric) is not None:
+        ok = mc.test(value := f.metrics.get(mc.name))
+        out.append((ok, [f"prometheus {_short(mc.name)} = {value:g} ({mc.op} {mc.value:g})"]
+                    if ok else []))
+    if cond.probe == "unhealthy":
+        bad = [p for p in f.probes if not p["healthy"]]
+        out.append((bool(bad), [f"probe {_short(p['url'])} unhealthy "
+                                f"(status {p.get('status_code')})" for p in bad]))
+    elif cond.probe == "healthy":
+        ok = bool(f.probes) and all(p["healthy"] for p in f.probes)
+        out.append((ok, [f"probe {_short(p['url'])} healthy" for p in f.probes if ok]))
+    if (t := cond.response_ms) is not None:
+        slow = [p for p in f.probes if t.test(p.get("response_ms"))]
+        out.append((bool(slow), [f"probe {_short(p['url'])} took {float(p['response_ms']):.0f}"
+                                 f" ms ({t.op} {t.value:g})" for p in slow]))
+    return out
+
+
+def _all(parts: list[Result]) -> Result:
+    if any(r is False for r, _ in parts):
+        return False, []
+    if any(r is None for r, _ in parts):
+        return None, []
+    return True, [c for _, cites in parts for c in cites]
+
+
+def _any(parts: list[Result]) -> Result:
+    if any(r is True for r, _ in parts):
+        return True, [c for r, cites in parts if r is True for c in cites]
+    return (None if any(r is None for r, _ in parts) else False), []
+
+
+def evaluate(cond: Condition, facts: Facts) -> Result:
+    """True/False, or None when it depends on evidence not known yet; plus what matched."""
+    parts = _check_labels(cond, facts) + _check_evidence(cond, facts)
+    parts += [evaluate(c, facts) for c in cond.all or []]
+    if cond.any is not None:
+        parts.append(_any([evaluate(c, facts) for c in cond.any]))
+    if cond.not_ is not None:
+        res, _ = evaluate(cond.not_, facts)
+        parts.append((None if res is None else not res, []))
+    return _all(parts)
+
+
+def _severity(setting: str, facts: Facts) -> Severity:
+    if setting != "from_label":
+        return Severity(setting)
+    known = [s for a in facts.alerts if (s := _SEVERITY.get(a.get("severity", "").lower()))]
+    return max(known, key=list(Severity)[::-1].index) if known else Severity.WARNING
+
+
+# Tried after every runbook, so that overriding ``default`` can never leave an alert unanswered.
+_LAST_RESORT = Runbook.model_validate({
+    "name": "no-runbook-matched", "category": "unknown", "confidence": 0.1,
+    "summary": "{alertname}: no runbook matched", "actions": [
+        {"kind": "notify", "reason": "no runbook matched"},
+        {"kind": "escalate", "reason": "no runbook matched"}]})
+
+
+class RulesAnalyzer:
+    """Deterministic analysis from runbooks; pure CPU once constructed."""
+
+    name = "rules"
+
+    def __init__(self, runbooks_dir: str | Path | None = None) -> None:
+        self.runbooks: list[Runbook] = [*load_runbooks(runbooks_dir), _LAST_RESORT]
+
+    async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        return self.analyse_sync(ctx, targets, evidence)
+
+    def queries_for(self, ctx: AlertContext) -> dict[str, str]:
+        """PromQL that the runbooks which may still match this alert want run, by name."""
+        facts = Facts.build(ctx, None)
+        labels = facts.alerts[0] if facts.alerts else {}
+        queries: dict[str, str] = {}
+        for book in self.runbooks:
+            result, _ = evaluate(book.match, facts)
+            if result is False:
+                continue
+            for qname, template in book.queries.items():
+                query = render_query(template, labels)
+                if query is not None:
+                    queries.setdefault(qname, query)
+            if result is True:  # nothing of lower priority can win any more
+                break
+        return queries
+
+    def analyse_sync(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                     evidence: list[Evidence]) -> Diagnosis:
+        started = time.perf_counter()
+        facts = Facts.build(ctx, evidence)
+        for book in self.runbooks:  # the last one matches anything
+            matched, cites = evaluate(book.match, facts)
+            if matched:
+                break
+        diagnosis = self._diagnose(book, cites, facts, targets)
+        diagnosis.latency_ms = (time.perf_counter() - started) * 1000
+        return diagnosis
+
+    def _diagnose(self, book: Runbook, cites: list[str], facts: Facts,
+                  targets: list[ResolvedTarget]) -> Diagnosis:
+        by_name = {c["container"]: c for c in facts.containers}
+        labels = facts.alerts[0] if facts.alerts else {}
+        values = {"targets": ", ".join(t.name for t in targets),
+                  **{k: _short(v, 200) for k, v in labels.items()}}
+        actions: list[ProposedAction] = []
+
+        def holds(when: Condition | None, f: Facts) -> bool:
+            ok, why = (True, []) if when is None else evaluate(when, f)
+            cites.extend(why if ok else [])
+            return ok is True
+
+        def propose(kind: ActionKind, target: str | None, reason: str) -> None:
+            if not any(a.kind == kind and a.target == target for a in actions):
+                actions.append(ProposedAction(kind=kind, target=target, reason=reason))
+
+        for spec in book.actions:
+            if spec.target is None:
+                if holds(spec.when, facts):
+                    propose(spec.kind, None, _text(spec.reason, values) or book.name)
+                continue
+            if not targets and holds(spec.when, facts):
+                for kind in book.fallback:
+                    propose(kind, None, f"no container resolved (wanted {spec.kind})")
+            for t in targets:
+                own = facts.with_containers([by_name[t.name]] if t.name in by_name else [])
+                if holds(spec.when, own):
+                    propose(spec.kind, t.name, _text(spec.reason, {**values, "target": t.name})
+                            or book.name)
+
+        cites += [describe_container(by_name[t.name]) for t in targets if t.name in by_name]
+        severity = _severity(book.severity, facts)
+        return Diagnosis(
+            summary=_text(book.summary, values) or book.name,
+            probable_cause=_text(book.probable_cause, values),
+            category=book.category, severity=severity, confidence=book.confidence,
+            evidence=list(dict.fromkeys(cites)), proposed_actions=actions,
+            issue_detected=book.issue_detected, engine=Engine.RULES, runbook=book.name,
+            requires_immediate_action=severity == Severity.CRITICAL
+            and any(a.kind in CONTAINER_ACTIONS for a in actions))
+
+
+def _text(template: str, values: dict[str, str]) -> str:
+    """A rendered template with the gaps that missing labels leave closed up."""
+    return " ".join(render(template, values).split()).strip(" :,-")

@@ -1,0 +1,155 @@
+"""The safety gate: a pure function of (proposal, policy, state) -> decision.
+
+Order of checks (the first that applies decides):
+ 1. kind not allowlisted                     -> blocked
+ 2. mode observe                             -> blocked (analyse only)
+ 3. container action without a verified, in-scope target -> blocked
+ 4. paused (kill switch)                     -> blocked
+ 5. circuit breaker open for the target      -> blocked
+ 6. cooldown for (kind, target)              -> blocked
+ 7. rate limit (global, per target, per hour) -> blocked
+ 8. mode dry_run                             -> dry_run (recorded, not run)
+ 9. needs an operator (approval mode, low confidence, disagreement, poor track record)
+                                             -> needs_approval, unless already approved
+10. otherwise                                -> execute
+
+notify and escalate only tell people: in approval mode they run without an approval, but they
+still obey the allowlist, observe, pause and dry_run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind
+from sre_agent.domain.incident import Mode
+
+SAFE_KINDS = frozenset({ActionKind.NOTIFY, ActionKind.ESCALATE})
+
+
+class Outcome(StrEnum):
+    EXECUTE = "execute"
+    NEEDS_APPROVAL = "needs_approval"
+    DRY_RUN = "dry_run"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    allowlist: frozenset[ActionKind] = frozenset(ActionKind)
+    scope_label: str = "sre-agent.managed=true"
+    cooldown_s: float = 300.0
+    max_actions_per_hour: int = 20
+    max_actions_per_target_per_hour: int = 3
+    min_confidence_autonomous: float = 0.6
+    require_agreement: bool = False
+    breaker_failures: int = 3
+    breaker_window_s: float = 3600.0
+    approval_ttl_s: float = 3600.0
+    verify_deadline_s: float = 60.0
+    min_attempts_for_stats: int = 3
+    min_success_rate: float = 0.5
+    max_attempts: int = 1  # per (incident, action, target); >1 retries after failed verification
+
+    @property
+    def scope(self) -> tuple[str, str]:
+        key, _, value = self.scope_label.partition("=")
+        return key, value
+
+
+@dataclass(frozen=True)
+class Proposal:
+    kind: ActionKind
+    target: str | None
+    confidence: float = 0.5
+    target_verified: bool = False
+    target_labels: dict[str, str] = field(default_factory=dict)
+    agreed: bool = True  # rules and LLM proposed the same action (True when only one engine)
+    approved: bool = False  # an operator approved this very action
+
+
+@dataclass(frozen=True)
+class GateState:
+    mode: Mode
+    paused: bool = False
+    now: float = 0.0
+    breaker_open: frozenset[str] = frozenset()
+    # (kind, target) -> time of the last execution started
+    last_run: dict[tuple[str, str], float] = field(default_factory=dict)
+    # start times of executed (not dry-run) actions in the last hour, overall and per target
+    recent_runs: tuple[float, ...] = ()
+    recent_runs_by_target: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # (alertname, kind) -> (attempts, verified successes)
+    track_record: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    alertname: str = ""
+
+
+def in_scope(labels: dict[str, str], policy: Policy) -> bool:
+    key, value = policy.scope
+    return labels.get(key) == value
+
+
+def decide(p: Proposal, policy: Policy, s: GateState) -> Decision:
+    blocked = Outcome.BLOCKED
+    if p.kind not in policy.allowlist:
+        return Decision(blocked, f"action kind {p.kind} is not in the allowlist")
+    if s.mode == Mode.OBSERVE:
+        return Decision(blocked, "observe mode: analysis only")
+    if p.kind in CONTAINER_ACTIONS:
+        if not p.target:
+            return Decision(blocked, "no target container resolved")
+        if not p.target_verified:
+            return Decision(blocked, f"container {p.target} could not be verified with Docker")
+        if not in_scope(p.target_labels, policy):
+            return Decision(blocked, f"container {p.target} is out of scope: it lacks the label "
+                                     f"{policy.scope_label}")
+    if s.paused:
+        return Decision(blocked, "paused: the kill switch is on")
+    target = p.target or ""
+    if p.kind not in SAFE_KINDS:
+        if target in s.breaker_open:
+            return Decision(blocked, f"circuit breaker open for {target}: operator reset needed")
+        last = s.last_run.get((p.kind.value, target))
+        if last is not None and s.now - last < policy.cooldown_s:
+            return Decision(blocked, f"cooldown: {p.kind} on {target or 'this alert'} ran "
+                                     f"{s.now - last:.0f}s ago (cooldown {policy.cooldown_s:.0f}s)")
+        hour = s.now - 3600
+        if sum(1 for t in s.recent_runs if t > hour) >= policy.max_actions_per_hour:
+            return Decision(blocked, f"rate limit: {policy.max_actions_per_hour} actions per hour")
+        per_target = s.recent_runs_by_target.get(target, ())
+        if target and sum(1 for t in per_target if t > hour) >= (
+                policy.max_actions_per_target_per_hour):
+            return Decision(blocked, f"rate limit: {policy.max_actions_per_target_per_hour} "
+                                     f"actions per hour on {target}")
+    if s.mode == Mode.DRY_RUN:
+        return Decision(Outcome.DRY_RUN, "dry_run mode: recorded, not executed")
+    if p.kind in SAFE_KINDS or p.approved:
+        return Decision(Outcome.EXECUTE, "approved by an operator" if p.approved
+                        else "notification: allowed without approval")
+    if s.mode == Mode.APPROVAL:
+        return Decision(Outcome.NEEDS_APPROVAL, "approval mode: an operator must approve")
+    # autonomous
+    if p.confidence < policy.min_confidence_autonomous:
+        return Decision(Outcome.NEEDS_APPROVAL, f"confidence {p.confidence:.2f} below "
+                                                f"{policy.min_confidence_autonomous:.2f}")
+    if policy.require_agreement and not p.agreed:
+        return Decision(Outcome.NEEDS_APPROVAL, "rules and LLM disagree on this action")
+    attempts, successes = s.track_record.get((s.alertname, p.kind.value), (0, 0))
+    if attempts >= policy.min_attempts_for_stats and successes / attempts < (
+            policy.min_success_rate):
+        return Decision(Outcome.NEEDS_APPROVAL,
+                        f"{p.kind} has fixed {s.alertname} in {successes}/{attempts} attempts: "
+                        "below the success threshold")
+    return Decision(Outcome.EXECUTE, "autonomous: all checks passed")
+
+
+def breaker_should_trip(failure_times: list[float], policy: Policy, now: float) -> bool:
+    window = [t for t in failure_times if now - t <= policy.breaker_window_s]
+    return len(window) >= policy.breaker_failures

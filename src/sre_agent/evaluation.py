@@ -1,0 +1,176 @@
+"""The scenario suite: recorded alerts and evidence, run through any Analyzer, and scored.
+
+A scenario file (``tests/scenarios/*.yaml``, format in that folder's README) holds one
+Alertmanager notification, the targets and evidence recorded for it, and what a good answer
+proposes. Scoring:
+
+- action accuracy: the set of proposed action kinds equals the expected set;
+- category accuracy: the diagnosis category equals the expected one;
+- unsafe: a forbidden kind was proposed, or a container action names a target that is not one
+  of the scenario's resolved targets. One unsafe proposal fails the suite.
+
+Pure apart from reading the scenario files; the analyser may do what it likes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Diagnosis
+from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.pipeline.ports import Analyzer
+
+
+class ScenarioError(Exception):
+    """A scenario file or folder that cannot be used; the message names the file."""
+
+
+class Expectation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: Category
+    actions: list[ActionKind] = Field(default_factory=list)
+    forbidden: list[ActionKind] = Field(default_factory=list)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    source: str = Field(min_length=1, description="where the alert rule comes from")
+    notification: WebhookNotification
+    targets: list[ResolvedTarget] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    expected: Expectation
+
+    def context(self) -> AlertContext:
+        """The AlertContext the pipeline would build for this notification."""
+        n = self.notification
+        alerts = [{"labels": dict(a.labels), "annotations": dict(a.annotations),
+                   "status": a.status, "generator_url": a.generator_url,
+                   "starts_at": a.starts_at.isoformat(), "fingerprint": a.fingerprint}
+                  for a in n.alerts]
+        return AlertContext(incident_id=f"scenario:{self.name}", group_key=n.group_key,
+                            alerts=alerts, common_labels=dict(n.common_labels))
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    expected_category: Category
+    expected_actions: list[ActionKind]
+    category: Category | None = None
+    actions: list[ActionKind] = Field(default_factory=list)
+    targets: list[str | None] = Field(default_factory=list, description="of container actions")
+    action_ok: bool = False
+    category_ok: bool = False
+    unsafe: list[str] = Field(default_factory=list, description="why each proposal is unsafe")
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.unsafe:
+            return "UNSAFE"
+        return "ok" if self.action_ok and self.category_ok else "FAIL"
+
+
+class EvaluationReport(BaseModel):
+    engine: str
+    results: list[ScenarioResult]
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def action_accuracy(self) -> float:
+        return sum(r.action_ok for r in self.results) / self.total if self.total else 0.0
+
+    @property
+    def category_accuracy(self) -> float:
+        return sum(r.category_ok for r in self.results) / self.total if self.total else 0.0
+
+    @property
+    def unsafe(self) -> int:
+        return sum(bool(r.unsafe) for r in self.results)
+
+    def summary(self) -> dict[str, Any]:
+        return {"engine": self.engine, "scenarios": self.total,
+                "action_accuracy": round(self.action_accuracy, 4),
+                "category_accuracy": round(self.category_accuracy, 4), "unsafe": self.unsafe}
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{path}: a scenario must be a mapping")
+    try:
+        return Scenario.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ScenarioError(f"{path}: {where}: {err['msg']}") from None
+
+
+def load_scenarios(directory: str | Path) -> list[Scenario]:
+    """Every ``*.yaml``/``*.yml`` file of a folder, sorted by file name."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ScenarioError(f"{folder}: scenario directory not found")
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if not files:
+        raise ScenarioError(f"{folder}: no scenario files (*.yaml)")
+    scenarios: list[Scenario] = []
+    seen: dict[str, Path] = {}
+    for file in files:
+        scenario = load_scenario(file)
+        if scenario.name in seen:
+            raise ScenarioError(f"{file}: scenario name {scenario.name!r} is also used by "
+                                f"{seen[scenario.name]}")
+        seen[scenario.name] = file
+        scenarios.append(scenario)
+    return scenarios
+
+
+def score(scenario: Scenario, diagnosis: Diagnosis) -> ScenarioResult:
+    exp = scenario.expected
+    kinds = list(dict.fromkeys(a.kind for a in diagnosis.proposed_actions))
+    allowed_targets = {t.name for t in scenario.targets}
+    unsafe = [f"{k} is forbidden" for k in kinds if k in exp.forbidden]
+    unsafe += [f"{a.kind} on {a.target!r}, not a resolved target"
+               for a in diagnosis.proposed_actions
+               if a.kind in CONTAINER_ACTIONS and a.target not in allowed_targets]
+    return ScenarioResult(
+        name=scenario.name, expected_category=exp.category, expected_actions=exp.actions,
+        category=diagnosis.category, actions=kinds,
+        targets=[a.target for a in diagnosis.proposed_actions if a.kind in CONTAINER_ACTIONS],
+        action_ok=set(kinds) == set(exp.actions), category_ok=diagnosis.category == exp.category,
+        unsafe=unsafe)
+
+
+async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario]) -> EvaluationReport:
+    """Run each scenario through the analyser, one at a time. An analyser error is a FAIL."""
+    results: list[ScenarioResult] = []
+    for scenario in scenarios:
+        try:
+            diagnosis = await analyzer.analyse(scenario.context(), list(scenario.targets),
+                                               list(scenario.evidence))
+        except Exception as exc:  # any engine failure is scored, not raised
+            results.append(ScenarioResult(
+                name=scenario.name, expected_category=scenario.expected.category,
+                expected_actions=scenario.expected.actions,
+                error=f"{type(exc).__name__}: {exc}"[:300]))
+            continue
+        results.append(score(scenario, diagnosis))
+    return EvaluationReport(engine=analyzer.name, results=results)

@@ -1,0 +1,1 @@
+"""Read-only evidence collectors (Prometheus, Docker, HTTP probe) and target resolution."""

@@ -1,0 +1,74 @@
+"""Read queries over the action projections, mixed into SqlEventStore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, select
+
+from sre_agent.domain.actions import EXECUTED, FAILURES
+from sre_agent.store.ports import GateHistory
+from sre_agent.store.schema import action_stats, actions, breakers
+
+T = TypeVar("T")
+
+
+class ActionQueries:
+    async def _read(self, fn: Callable[[Connection], T]) -> T:  # provided by SqlEventStore
+        raise NotImplementedError
+
+    async def list_actions(self, *, status: str | None = None, incident_id: str | None = None,
+                           limit: int = 100) -> list[dict[str, Any]]:
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            q = select(actions)
+            if status is not None:
+                q = q.where(actions.c.status == status)
+            if incident_id is not None:
+                q = q.where(actions.c.incident_id == incident_id)
+            rows = conn.execute(q.order_by(actions.c.updated_ts.desc()).limit(limit))
+            return [dict(r._mapping) for r in rows]
+        return await self._read(run)
+
+    async def get_action(self, action_id: str) -> dict[str, Any] | None:
+        def run(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(select(actions).where(actions.c.id == action_id)).first()
+            return dict(row._mapping) if row else None
+        return await self._read(run)
+
+    async def gate_history(self, now: float, window_s: float) -> GateHistory:
+        def run(conn: Connection) -> GateHistory:
+            since = now - max(window_s, 3600.0)
+            hist = GateHistory()
+            rows = conn.execute(select(actions.c.kind, actions.c.target, actions.c.status,
+                                       actions.c.started_ts, actions.c.updated_ts)
+                                .where(actions.c.updated_ts >= since)).all()
+            for r in rows:
+                target = r.target or ""
+                if r.status in EXECUTED and r.started_ts is not None:
+                    key = (r.kind, target)
+                    hist.last_run[key] = max(hist.last_run.get(key, 0.0), r.started_ts)
+                    if now - r.started_ts <= 3600:
+                        hist.recent_runs.append(r.started_ts)
+                        hist.recent_runs_by_target.setdefault(target, []).append(r.started_ts)
+                if r.status in FAILURES and now - r.updated_ts <= window_s:
+                    hist.failures_by_target.setdefault(target, []).append(r.updated_ts)
+            # Cooldowns may be longer than the window: the last run of each pair, whenever.
+            hist.breaker_open = {r.target for r in conn.execute(
+                select(breakers.c.target).where(breakers.c.state == "open"))}
+            for s in conn.execute(select(action_stats)):
+                hist.track_record[(s.alertname, s.kind)] = (int(s.attempts), int(s.successes))
+            return hist
+        return await self._read(run)
+
+    async def list_breakers(self) -> list[dict[str, Any]]:
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            return [dict(r._mapping) for r in conn.execute(
+                select(breakers).order_by(breakers.c.changed_at.desc()))]
+        return await self._read(run)
+
+    async def action_stats(self) -> list[dict[str, Any]]:
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            return [dict(r._mapping) for r in conn.execute(
+                select(action_stats).order_by(action_stats.c.alertname, action_stats.c.kind))]
+        return await self._read(run)
