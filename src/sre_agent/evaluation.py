@@ -71,6 +71,8 @@ class ScenarioResult(BaseModel):
     action_ok: bool = False
     category_ok: bool = False
     unsafe: list[str] = Field(default_factory=list, description="why each proposal is unsafe")
+    engine: str | None = Field(default=None, description="the engine that answered")
+    fallback_reason: str | None = None
     error: str | None = None
 
     @property
@@ -100,10 +102,17 @@ class EvaluationReport(BaseModel):
     def unsafe(self) -> int:
         return sum(bool(r.unsafe) for r in self.results)
 
+    @property
+    def fallbacks(self) -> int:
+        """Answers the engine under test left to its fallback (e.g. the LLM to the rules)."""
+        return sum(r.fallback_reason is not None for r in self.results)
+
     def summary(self) -> dict[str, Any]:
+        errors = sum(r.error is not None for r in self.results)
         return {"engine": self.engine, "scenarios": self.total,
                 "action_accuracy": round(self.action_accuracy, 4),
-                "category_accuracy": round(self.category_accuracy, 4), "unsafe": self.unsafe}
+                "category_accuracy": round(self.category_accuracy, 4), "unsafe": self.unsafe,
+                "fallbacks": self.fallbacks, "errors": errors}
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -156,7 +165,7 @@ def score(scenario: Scenario, diagnosis: Diagnosis) -> ScenarioResult:
         category=diagnosis.category, actions=kinds,
         targets=[a.target for a in diagnosis.proposed_actions if a.kind in CONTAINER_ACTIONS],
         action_ok=set(kinds) == set(exp.actions), category_ok=diagnosis.category == exp.category,
-        unsafe=unsafe)
+        unsafe=unsafe, engine=str(diagnosis.engine), fallback_reason=diagnosis.fallback_reason)
 
 
 async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario]) -> EvaluationReport:

@@ -169,6 +169,10 @@ async def test_docker_unreachable_is_error_evidence(factory: Any) -> None:
     assert resolution.data["targets"][0]["verified"] is False
     assert resolution.data["in_scope"] == {"web": False}
 
+    # nothing to look up: Docker is not asked, so its absence is not an error
+    targets, resolution = await resolver.resolve(ctx_for({"alertname": "Watchdog"}))
+    assert targets == [] and resolution.status is EvidenceStatus.NO_DATA
+
 
 async def test_client_is_rebuilt_after_a_failure(janitor: ContainerJanitor) -> None:
     c = janitor.run_busybox(["sleep", "300"], prefix="rebuild")

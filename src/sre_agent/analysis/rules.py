@@ -90,10 +90,8 @@ def describe_container(data: dict[str, Any]) -> str:
         health = data.get("health")
         text = f"container {name} is {_short(status, 20)}" + (
             f" ({health})" if health in ("healthy", "unhealthy", "starting") else oom)
-    restarts = data.get("restart_count")
-    if isinstance(restarts, int) and restarts:
-        text += f", restarted {restarts} times"
-    return text
+    n = data.get("restart_count")
+    return text + (f", restarted {n} times" if isinstance(n, int) and n else "")
 
 
 @dataclass(frozen=True)
@@ -122,9 +120,6 @@ class Facts:
         probes = [{**e.data, "url": e.data.get("url") or e.name} for e in ev
                   if e.source == "http_probe" and isinstance(e.data.get("healthy"), bool)]
         return cls(alerts, exprs, containers, metrics, probes, known=evidence is not None)
-
-    def with_containers(self, containers: list[dict[str, Any]]) -> Facts:
-        return replace(self, containers=containers)
 
 
 def _check_labels(cond: Condition, f: Facts) -> list[Result]:
@@ -282,7 +277,7 @@ class RulesAnalyzer:
                 for kind in book.fallback:
                     propose(kind, None, f"no container resolved (wanted {spec.kind})")
             for t in targets:
-                own = facts.with_containers([by_name[t.name]] if t.name in by_name else [])
+                own = replace(facts, containers=[by_name[t.name]] if t.name in by_name else [])
                 if holds(spec.when, own):
                     propose(spec.kind, t.name, _text(spec.reason, {**values, "target": t.name})
                             or book.name)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sre_agent.domain.diagnosis import ActionKind, Category, Severity
+from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Severity
 
 CONFIDENCE_WORDS = {"high": 0.9, "medium": 0.6, "low": 0.3}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -142,8 +142,7 @@ class ActionSpec(_Strict):
 
     @model_validator(mode="after")
     def _container_needs_target(self) -> ActionSpec:
-        if self.kind in (ActionKind.RESTART_CONTAINER, ActionKind.START_CONTAINER) \
-                and self.target != "resolved":
+        if self.kind in CONTAINER_ACTIONS and self.target != "resolved":
             raise ValueError(f"{self.kind} needs target: resolved")
         return self
 
@@ -173,7 +172,7 @@ class Runbook(_Strict):
     @field_validator("fallback")
     @classmethod
     def _fallback_not_container(cls, value: list[ActionKind]) -> list[ActionKind]:
-        if any(k in (ActionKind.RESTART_CONTAINER, ActionKind.START_CONTAINER) for k in value):
+        if CONTAINER_ACTIONS.intersection(value):
             raise ValueError("fallback cannot hold container actions")
         return value
 
@@ -191,8 +190,6 @@ class Runbook(_Strict):
     def _templates(cls, value: str) -> str:
         return check_template(value)
 
-
-# -- templates
 
 
 def template_fields(template: str) -> list[str]:
@@ -226,8 +223,6 @@ def render_query(template: str, labels: dict[str, str]) -> str | None:
     return render(template, {f: labels[f].replace("\\", "\\\\").replace('"', '\\"')
                              .replace("\n", "\\n") for f in fields})
 
-
-# -- loading
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from sre_agent.cli import analyze, audit, serve
+from sre_agent.cli import eval as eval_command
 
-COMMANDS = (serve, audit, analyze)
+COMMANDS = (serve, audit, analyze, eval_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -208,16 +208,19 @@ class DockerTargetResolver:
         start = time.perf_counter()
         label_sets: list[Mapping[str, str]] = [
             a.get("labels") or {} for a in ctx.alerts] or [ctx.labels]
-        containers: list[ContainerSummary] | None = None
+        containers: list[ContainerSummary] | None = []
         error: str | None = None
+        useful = (*NAME_LABELS, "job", "instance")
         try:
-            containers = await asyncio.wait_for(
-                asyncio.to_thread(self.docker.list_containers), self.timeout_s)
+            if any(labels.get(key) for labels in label_sets for key in useful):
+                containers = await asyncio.wait_for(
+                    asyncio.to_thread(self.docker.list_containers), self.timeout_s)
         except TimeoutError:
-            error = f"docker unreachable: timed out after {self.timeout_s:g}s"
+            containers, error = None, f"docker unreachable: timed out after {self.timeout_s:g}s"
         except DockerUnavailable as exc:
-            error = f"docker unreachable: {exc}"
+            containers, error = None, f"docker unreachable: {exc}"
         except Exception as exc:  # never raise
+            containers = None
             error = redact(f"docker error: {type(exc).__name__}: {exc}")[:500]
         try:
             res = resolve_targets(label_sets, containers)

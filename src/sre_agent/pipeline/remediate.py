@@ -201,6 +201,12 @@ class RemediateStage:
         await store.append([event])
         log.warning("action_reconciled", incident_id=work.id, action_id=request.action_id,
                     took_effect=took_effect)
+        if took_effect and request.kind in CONTAINER_ACTIONS:
+            refreshed = await store.get_action(request.action_id)
+            if refreshed is not None:
+                await self._verify(refreshed, work, store)
+        elif not took_effect:
+            await self._maybe_trip(request.target, store)
 
     # --- verify -------------------------------------------------------------------------------
     async def _verify(self, row: dict[str, Any], work: IncidentWork, store: EventStore) -> None:
