@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sre_agent.analysis.runbook_model import yaml_problem
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Diagnosis
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
@@ -121,7 +122,7 @@ def load_scenario(path: Path) -> Scenario:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: invalid YAML: {exc}") from None
+        raise ScenarioError(f"{path}: {yaml_problem(exc)}") from None
     if not isinstance(doc, dict):
         raise ScenarioError(f"{path}: a scenario must be a mapping")
     try:

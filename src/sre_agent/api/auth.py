@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -13,6 +15,11 @@ from sre_agent.config import Settings
 
 def _same(given: str, expected: SecretStr) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.get_secret_value().encode("utf-8"))
+
+
+def operator_token_matches(settings: Settings, given: str) -> bool:
+    """For the login form: is this the operator token (constant-time)?"""
+    return settings.operator_token is not None and _same(given, settings.operator_token)
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -49,3 +56,20 @@ def operator_authorized(settings: Settings, header: str | None) -> bool:
         return True
     token = bearer_token(header)
     return token is not None and _same(token, settings.operator_token)
+
+
+def cross_site_request(headers: Mapping[str, str], host: str | None) -> bool:
+    """True when a browser says the request comes from another site or origin.
+
+    Browsers send ``Sec-Fetch-Site`` and ``Origin`` on state-changing requests; programs send
+    neither, so they pass. Used where no credential stops a forged cross-site request.
+    """
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    if origin == "null" or not host:
+        return True
+    return urlsplit(origin).netloc.lower() != host.lower()
