@@ -22,12 +22,13 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import (
@@ -118,12 +119,19 @@ class DemoMetrics:
             self.requests.labels(status=status)
         for name in FAULT_NAMES:
             self.fault_active.labels(fault=name).set(0)
+        for reason in ("skipped_busy", "no_answer"):
+            self.traffic_errors.labels(reason=reason)
         self.probe_success.set(1)
 
 
 class DemoHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     app: DemoApp
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client gave up (e.g. on a hung request): nothing to report
+        super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -134,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> DemoApp:
         return cast(DemoHTTPServer, self.server).app
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass  # no access log: one line per fault is the contract
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -158,7 +166,7 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     # --- GET ----------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/":
             self._root()
@@ -189,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"status": "ok", "digest": digest})
 
     # --- POST /fault/* ------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(min(length, 65536))
@@ -308,8 +316,8 @@ class DemoApp:
         threading.Thread(target=_go, name="crash", daemon=True).start()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="demo-http",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                        name="demo-http", daemon=True)
         self._thread.start()
 
     def serve_forever(self) -> None:

@@ -188,9 +188,10 @@ def _serve(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
     env.update({"SRE_AGENT_DATABASE_URL": f"sqlite:///{tmp_path / 'agent.db'}",
                 "SRE_AGENT_MODE": "autonomous", "SRE_AGENT_DOCKER_STOP_TIMEOUT_S": "6",
                 "SRE_AGENT_VERIFY_DEADLINE_S": "15"})
-    proc = subprocess.Popen([sys.executable, "-m", "sre_agent", "serve", "--port", str(port)],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / f"agent-{port}-{time.time()}.log", "wb"))
+    with (tmp_path / f"agent-{time.time()}.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "sre_agent", "serve", "--port",
+                                 str(port)], env=env, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

@@ -18,10 +18,12 @@ from sre_agent.api.routes import (
     actions,
     audit,
     control,
+    events,
     health,
     incidents,
     policy,
     status,
+    web,
     webhook,
 )
 from sre_agent.bootstrap import Container, build_container
@@ -51,8 +53,10 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
                   description="Alertmanager webhooks in, diagnosis and safety-gated "
                               "remediation out.")
     app.state.container = the_container
-    for module in (health, webhook, status, incidents, actions, policy, audit, control):
+    for module in (health, webhook, status, incidents, actions, policy, audit, control,
+                   events, web):
         app.include_router(module.router)
+    web.mount_static(app)
 
     @app.middleware("http")
     async def bind_request_id(

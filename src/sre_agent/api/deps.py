@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from sre_agent.api.auth import operator_authorized
+from sre_agent.api.auth import cross_site_request, operator_authorized
 from sre_agent.bootstrap import Container
 from sre_agent.domain.events import Actor
+from sre_agent.web import prefers_html
+from sre_agent.web.sessions import COOKIE_NAME, CSRF_HEADER, Session, SessionSigner
 
 _NAME = re.compile(r"[^A-Za-z0-9_.@-]")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_container(request: Request) -> Container:
@@ -22,22 +26,80 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
+def session_signer(request: Request) -> SessionSigner | None:
+    """The app's cookie signer; None when no operator token is set (no login then)."""
+    container = get_container(request)
+    token = container.settings.operator_token
+    if token is None:
+        return None
+    signer: SessionSigner | None = getattr(request.app.state, "web_sessions", None)
+    if signer is None:
+        signer = SessionSigner(token.get_secret_value())
+        request.app.state.web_sessions = signer
+    return signer
+
+
+def current_session(request: Request) -> Session | None:
+    """The browser session carried by the request's cookie, if valid."""
+    signer = session_signer(request)
+    if signer is None:
+        return None
+    return signer.read(request.cookies.get(COOKIE_NAME))
+
+
+def login_redirect(request: Request) -> HTTPException:
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return HTTPException(status.HTTP_303_SEE_OTHER, "log in first",
+                         headers={"Location": f"/login?next={quote(back, safe='')}"})
+
+
 def require_operator(
+    request: Request,
     container: ContainerDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
-    if not operator_authorized(container.settings, authorization):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing or invalid operator token",
-            headers={"WWW-Authenticate": "Bearer"})
+    """Operator auth: the bearer token, or a browser session cookie plus a CSRF token.
+
+    Without an operator token (loopback default) anyone local may call, but a browser request
+    that a page on another origin forged is refused.
+    """
+    unsafe = request.method not in SAFE_METHODS
+    if container.settings.operator_token is None:
+        if unsafe and cross_site_request(request.headers, request.headers.get("host")):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
+        return
+    if authorization:
+        if operator_authorized(container.settings, authorization):
+            return  # programs with the token need no CSRF token: browsers never add it
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid operator token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    session = current_session(request)
+    if session is not None:
+        signer = session_signer(request)
+        assert signer is not None
+        if unsafe and not signer.csrf_valid(session, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or invalid CSRF token")
+        return
+    if request.method == "GET" and prefers_html(request.headers.get("accept")):
+        raise login_redirect(request)
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED, "missing or invalid operator token",
+        headers={"WWW-Authenticate": "Bearer"})
 
 
 def operator_actor(
+    request: Request,
     x_operator: Annotated[str | None, Header(description="Operator name for the audit log")] = None,
 ) -> str:
-    """The actor recorded for control changes: ``operator:NAME`` (sanitised, 64 chars)."""
-    name = _NAME.sub("", x_operator or "")[:64] or "token"
-    return Actor.operator(name)
+    """The actor recorded for control changes: ``operator:NAME`` (sanitised, 64 chars).
+
+    The name comes from ``X-Operator``, else from the browser session, else ``token``.
+    """
+    name = _NAME.sub("", x_operator or "")[:64]
+    if not name:
+        session = current_session(request)
+        name = session.name if session is not None else ""
+    return Actor.operator(name or "token")
 
 
 OperatorDep = Depends(require_operator)

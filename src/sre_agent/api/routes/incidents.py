@@ -1,14 +1,18 @@
-"""Incidents: list with filters and a cursor, and one with its alerts and full timeline."""
+"""Incidents: list with filters and a cursor, one with its alerts and full timeline, a report."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.routes.web import incident_page
 from sre_agent.api.schemas import AlertOut, ErrorOut, EventOut, IncidentDetail, IncidentList
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.web import prefers_html
+from sre_agent.web.report import build_report
+from sre_agent.web.views import now_iso
 
 router = APIRouter(prefix="/incidents", tags=["incidents"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
@@ -27,10 +31,18 @@ async def list_incidents(
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail,
-            responses={404: {"model": ErrorOut}})
-async def get_incident(incident_id: str, container: ContainerDep) -> dict[str, Any]:
+@router.get("/{incident_id}", response_model=IncidentDetail, responses={
+    200: {"content": {"text/html": {"schema": {"type": "string"}}},
+          "description": "JSON for programs; the incident page for `Accept: text/html`"},
+    404: {"model": ErrorOut}})
+async def get_incident(incident_id: str, request: Request,
+                       container: ContainerDep) -> dict[str, Any] | Response:
     """One incident with its alerts and every event in its timeline."""
+    if prefers_html(request.headers.get("accept")):
+        page = await incident_page(request, container, incident_id)
+        if page is None:
+            raise HTTPException(404, f"incident {incident_id!r} not found")
+        return page
     incident = await container.store.get_incident(incident_id)
     if incident is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
@@ -38,3 +50,20 @@ async def get_incident(incident_id: str, container: ContainerDep) -> dict[str, A
     events = await container.store.list_events(incident_id=incident_id, limit=100_000)
     return {**incident, "alerts": [AlertOut.model_validate(a) for a in alerts],
             "events": [EventOut(**e.as_dict()) for e in events]}
+
+
+@router.get("/{incident_id}/report", response_class=Response, responses={
+    200: {"content": {"text/markdown": {"schema": {"type": "string"}}},
+          "description": "Markdown post-incident report, as an attachment `<id>.md`"},
+    404: {"model": ErrorOut}})
+async def get_report(incident_id: str, container: ContainerDep) -> Response:
+    """A Markdown post-incident report built from the incident's events: summary, timeline,
+    diagnosis, actions and outcomes, time to recover, and the audit hashes."""
+    if await container.store.get_incident(incident_id) is None:
+        raise HTTPException(404, f"incident {incident_id!r} not found")
+    events = await container.store.list_events(incident_id=incident_id, limit=100_000)
+    text = build_report([e.as_dict() for e in events], generated_at=now_iso())
+    filename = "".join(c for c in incident_id if c.isalnum() or c in "-_")[:80] or "incident"
+    return Response(text, media_type="text/markdown; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{filename}.md"',
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})

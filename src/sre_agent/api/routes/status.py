@@ -1,25 +1,26 @@
-"""GET /status: what the agent is doing, for programs (JSON)."""
+"""GET /status: what the agent is doing, as JSON for programs and as a dashboard for browsers."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from sre_agent import __version__
 from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.routes.web import dashboard_page
 from sre_agent.api.schemas import ComponentOut, EffectivenessOut, ErrorOut, StatusOut
+from sre_agent.bootstrap import Container
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType
 from sre_agent.store.ports import StoreUnavailable
+from sre_agent.web import prefers_html
 
 router = APIRouter(tags=["status"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
 
 
-@router.get("/status", response_model=StatusOut)
-async def get_status(container: ContainerDep) -> StatusOut:
-    """Version, uptime, mode, pause state, store health, incident counts, components."""
+async def build_status(container: Container) -> StatusOut:
     store = container.store
     settings = container.settings
     try:
@@ -56,3 +57,14 @@ async def get_status(container: ContainerDep) -> StatusOut:
         last_alert_at=last.at if last else None, backlog=container.runner.backlog,
         components=components, pending_approvals=pending, open_breakers=breakers,
         effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm)
+
+
+@router.get("/status", response_model=StatusOut, responses={
+    200: {"content": {"text/html": {"schema": {"type": "string"}}},
+          "description": "JSON for programs; the live dashboard for `Accept: text/html`"},
+    303: {"description": "a browser without a session is sent to /login"}})
+async def get_status(request: Request, container: ContainerDep) -> StatusOut | Response:
+    """Version, uptime, mode, pause state, store health, incident counts, components."""
+    if prefers_html(request.headers.get("accept")):
+        return await dashboard_page(request, container, build_status)
+    return await build_status(container)
