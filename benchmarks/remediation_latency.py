@@ -25,7 +25,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import (  # noqa: E402
+from tests.support.docker_helpers import ContainerJanitor, docker_client
+from tests.support.payloads import alert, notification
+
+from benchmarks.common import (
     PYTHON,
     free_port,
     machine,
@@ -34,8 +37,6 @@ from benchmarks.common import (  # noqa: E402
     stop,
     write_result,
 )
-from tests.support.docker_helpers import ContainerJanitor, docker_client  # noqa: E402
-from tests.support.payloads import alert, notification  # noqa: E402
 
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
 

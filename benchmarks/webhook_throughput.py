@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import (  # noqa: E402
+from tests.support.payloads import alert, notification
+
+from benchmarks.common import (
     PYTHON,
     drive,
     free_port,
@@ -29,7 +31,6 @@ from benchmarks.common import (  # noqa: E402
     stop,
     write_result,
 )
-from tests.support.payloads import alert, notification  # noqa: E402
 
 TOKEN = "bench-webhook-token"
 
@@ -76,7 +77,8 @@ async def main() -> None:
                                            for i in range(5000)],
                                           group_key="big")).encode()
             t0 = time.perf_counter()
-            r = httpx.post(agent_url, content=big, headers=headers, timeout=60)
+            async with httpx.AsyncClient(timeout=60) as client:
+                r = await client.post(agent_url, content=big, headers=headers)
             result["big_notification"] = {
                 "alerts": 5000, "bytes": len(big), "status": r.status_code,
                 "seconds": round(time.perf_counter() - t0, 3)}
