@@ -82,3 +82,31 @@ def apply_event(conn: Connection, ev: StoredEvent) -> None:
     elif t == EventType.DIAGNOSIS_PRODUCED:
         changes["diagnosis"] = ev.data
     conn.execute(update(incidents).where(incidents.c.id == ev.incident_id).values(**changes))
+
+
+def apply_events(conn: Connection, evs: list[StoredEvent]) -> None:
+    """Apply events in order; runs of AlertReceived are batched (one INSERT, one UPDATE per
+    incident), which keeps a 5,000-alert notification to a handful of statements."""
+    batch: list[StoredEvent] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        conn.execute(insert(alerts), [_alert_row(ev) for ev in batch])
+        per_incident: dict[str, list[StoredEvent]] = {}
+        for ev in batch:
+            per_incident.setdefault(str(ev.incident_id), []).append(ev)
+        for incident_id, items in per_incident.items():
+            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(
+                last_seq=items[-1].seq, updated_at=items[-1].at,
+                alerts_total=incidents.c.alerts_total + len(items),
+                alerts_firing=incidents.c.alerts_firing + len(items)))
+        batch.clear()
+
+    for ev in evs:
+        if ev.type == EventType.ALERT_RECEIVED and ev.incident_id is not None:
+            batch.append(ev)
+            continue
+        flush()
+        apply_event(conn, ev)
+    flush()

@@ -42,7 +42,7 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
-from sre_agent.store.projections import apply_event
+from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
     PROJECTION_TABLES,
     actions,
@@ -198,8 +198,7 @@ class SqlEventStore(ActionQueries):
             prev = h
         conn.execute(insert(events), rows)
         conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, hash=prev))
-        for s in stored:
-            apply_event(conn, s)
+        apply_events(conn, stored)
         return stored
 
     # --- writes -------------------------------------------------------------------------------

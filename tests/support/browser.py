@@ -1,0 +1,121 @@
+"""A real agent served by uvicorn in a thread, and Debian's Chromium driven by Playwright.
+
+The agent runs on a real socket (so Server-Sent Events stream as they do in production) with
+fake action backends, so approvals and executions happen without Docker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from sre_agent.api.app import create_app
+from sre_agent.api.routes.events import close_streams
+from sre_agent.bootstrap import Container, build_container
+from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.pipeline.analyse import AnalyseStage
+from sre_agent.pipeline.remediate import RemediateStage
+from tests.conftest import make_settings
+from tests.support.components import free_port, require, require_binary
+from tests.support.fakes import FakeAnalyzer, FakeBackend, FakeResolver, FakeVerifier
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+OPERATOR_TOKEN = "operator-secret-token-1"  # noqa: S105 - a test credential
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def fake_agent_app(tmp_path: Path, *, backend: FakeBackend | None = None,
+                   **overrides: Any) -> tuple[FastAPI, Container, FakeBackend]:
+    """An agent on ``tmp_path/agent.db`` whose analysis proposes restarting ``web``."""
+    settings = make_settings(tmp_path, **{"mode": "approval", **overrides})
+    backend = backend or FakeBackend()
+    backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
+                                       ActionKind.START_CONTAINER: backend}
+    stages = [
+        AnalyseStage(FakeAnalyzer(), resolver=FakeResolver()),
+        RemediateStage(backends, settings.policy(), default_mode=settings.mode,
+                       verifier=FakeVerifier()),
+    ]
+    container = build_container(settings, stages=stages, backends=backends)
+    return create_app(settings, container=container), container, backend
+
+
+class AgentServer:
+    """uvicorn serving an app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            lifespan="on", timeout_graceful_shutdown=10))
+        self.thread = threading.Thread(target=self.server.run, name=f"agent-{self.port}",
+                                       daemon=True)
+
+    def start(self) -> AgentServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"agent did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        close_streams(self.app)  # open event streams end within one poll interval
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        if self.thread.is_alive():
+            raise RuntimeError("agent server did not stop")
+
+
+@contextmanager
+def serve(app: FastAPI, port: int | None = None) -> Iterator[AgentServer]:
+    server = AgentServer(app, port).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def operator_client(base_url: str, token: str | None = OPERATOR_TOKEN) -> httpx.Client:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=10)
+
+
+def require_chromium() -> str:
+    """The Debian Chromium binary and the Playwright package, or skip (fail under CI=true)."""
+    path = require_binary("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require(False, "playwright is not installed (pip install playwright)")
+    return path
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Headless Debian Chromium; never a browser that Playwright downloads."""
+    return playwright.chromium.launch(executable_path=require_chromium(), headless=True,
+                                      args=CHROMIUM_ARGS)
