@@ -18,10 +18,12 @@ Only the standard library and prometheus-client (>= 0.16, Debian bookworm's) are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -127,6 +129,30 @@ class DemoMetrics:
 class DemoHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     app: DemoApp
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End kept-alive connections too, so a stopped server stops answering (as a dead
+        process would) instead of serving scrapes on Prometheus' open connection."""
+        with self._connections_lock:
+            connections = list(self.open_connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -289,7 +315,7 @@ class DemoApp:
         self.faults = Faults()
         self.metrics = DemoMetrics()
         self._exit_process = exit_process
-        self.httpd = DemoHTTPServer((self.config.host, self.config.port), Handler)
+        self.httpd = DemoHTTPServer((self.config.host, self.config.port))
         self.httpd.app = self
         self._thread: threading.Thread | None = None
 
@@ -331,3 +357,4 @@ class DemoApp:
             self._thread.join(timeout=5)
             self._thread = None
         self.httpd.server_close()
+        self.httpd.close_connections()

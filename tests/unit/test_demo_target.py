@@ -196,6 +196,22 @@ def test_a_hung_request_is_dropped_unanswered_after_hang_max(exits: ExitRecorder
         demo.stop()
 
 
+def test_stop_also_ends_kept_alive_connections(exits: ExitRecorder) -> None:
+    demo = DemoApp(DemoConfig(port=0), exit_process=exits)
+    demo.start()
+    conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().read()  # HTTP/1.1: the connection stays open
+        demo.stop()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            conn.request("GET", "/metrics")
+            conn.getresponse()
+    finally:
+        conn.close()
+        demo.stop()
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

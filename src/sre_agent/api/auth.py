@@ -65,8 +65,8 @@ def cross_site_request(headers: Mapping[str, str], host: str | None) -> bool:
     neither, so they pass. Used where no credential stops a forged cross-site request.
     """
     fetch_site = headers.get("sec-fetch-site")
-    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return True
+    if fetch_site is not None:  # the browser's own verdict, when it gives one
+        return fetch_site not in ("same-origin", "none")
     origin = headers.get("origin")
     if origin is None:
         return False

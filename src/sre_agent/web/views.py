@@ -31,11 +31,11 @@ def _badge(table: Mapping[str, tuple[str, str, str]], key: str | None) -> Badge:
 
 ACTION_STATUS = {
     "proposed": ("info", "•", "proposed"),
-    "pending_approval": ("warn", "⏳", "pending approval"),
+    "pending_approval": ("warn", "◷", "pending approval"),
     "approved": ("info", "✓", "approved"),
     "rejected": ("off", "✕", "rejected"),
-    "expired": ("off", "⌛", "expired"),
-    "blocked": ("bad", "⛔", "blocked"),
+    "expired": ("off", "◷", "expired"),
+    "blocked": ("bad", "⊘", "blocked"),
     "dry_run": ("info", "◌", "dry run"),
     "running": ("info", "▶", "running"),
     "succeeded": ("ok", "✓", "executed"),
@@ -57,14 +57,14 @@ COMPONENT_STATUS = {
     "ok": ("ok", "✓", "ok"), "configured": ("ok", "✓", "configured"),
     "healthy": ("ok", "✓", "healthy"), "read_only": ("bad", "✕", "read only"),
     "unavailable": ("bad", "✕", "unavailable"), "disabled": ("off", "○", "disabled"),
-    "breaker_open": ("bad", "⛔", "breaker open"), "degraded": ("warn", "!", "degraded"),
+    "breaker_open": ("bad", "⊘", "breaker open"), "degraded": ("warn", "!", "degraded"),
 }
-BREAKER_STATE = {"open": ("bad", "⛔", "open"), "closed": ("ok", "✓", "closed")}
+BREAKER_STATE = {"open": ("bad", "⊘", "open"), "closed": ("ok", "✓", "closed")}
 MODES = {
-    "observe": "Observe: analyse only, never act",
-    "dry_run": "Dry run: record what would run",
-    "approval": "Approval: every action waits for an operator",
-    "autonomous": "Autonomous: the gate decides",
+    "observe": ("Observe", "analyse only, never act"),
+    "dry_run": ("Dry run", "record what would run, run nothing"),
+    "approval": ("Approval", "every action waits for an operator"),
+    "autonomous": ("Autonomous", "the safety gate decides; approval still where policy says"),
 }
 
 
@@ -312,7 +312,7 @@ def audit_badge(verify: Mapping[str, Any] | None) -> tuple[Badge, str]:
 
 def control_badge(paused: bool) -> Badge:
     if paused:
-        return Badge("bad", "⏸", "paused: no action runs")
+        return Badge("bad", "‖", "paused: no action runs")
     return Badge("ok", "▶", "active")
 
 

@@ -1,0 +1,38 @@
+"""Process figures from /proc (Linux): resident memory now and its peak, machine size.
+
+    rss_mb(pid)        VmRSS  (resident set size now)
+    peak_rss_mb(pid)   VmHWM  (high-water mark of the resident set since the process started)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])  # "VmRSS:   123456 kB"
+    raise KeyError(f"{field} not in /proc/{pid}/status")
+
+
+def rss_mb(pid: int) -> float:
+    return round(_status_kb(pid, "VmRSS") / 1024, 1)
+
+
+def peak_rss_mb(pid: int) -> float:
+    return round(_status_kb(pid, "VmHWM") / 1024, 1)
+
+
+def memory_total_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+def machine_size() -> dict[str, Any]:
+    """nproc (CPUs this process may use) and total memory."""
+    return {"nproc": len(os.sched_getaffinity(0)), "memory_mb": memory_total_mb()}
