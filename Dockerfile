@@ -11,8 +11,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY requirements.txt pyproject.toml README.md ./
 COPY src ./src
+# docker/wheels may hold a wheelhouse (`pip wheel --wheel-dir docker/wheels .`): then the build
+# installs offline from it; otherwise from PyPI.
+COPY docker/wheels /wheels
 RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --quiet . \
+ && if ls /wheels/*.whl >/dev/null 2>&1; then \
+      /opt/venv/bin/pip install --no-cache-dir --quiet --no-index --find-links /wheels sre-agent ; \
+    else \
+      /opt/venv/bin/pip install --no-cache-dir --quiet . ; \
+    fi \
+ && rm -rf /wheels \
  && useradd --system --uid 10001 --home-dir /var/lib/sre-agent --create-home agent
 
 USER agent

@@ -36,3 +36,28 @@ def memory_total_mb() -> int:
 def machine_size() -> dict[str, Any]:
     """nproc (CPUs this process may use) and total memory."""
     return {"nproc": len(os.sched_getaffinity(0)), "memory_mb": memory_total_mb()}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (all threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return round((int(fields[11]) + int(fields[12])) / ticks, 2)  # utime, stime
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time per thread name (threads of the same name summed)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = round(out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks, 2)
+    return out
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]

@@ -12,7 +12,8 @@ alert rows = 10,000, distinct fingerprints = 10,000), incidents = 200, analyses
 (DiagnosisProduced) <= incidents, the agent's peak RSS (VmHWM) and the time until the pipeline
 backlog (``GET /status`` ``backlog``) drains to 0. Writes benchmarks/results/storm.json.
 
-    .venv/bin/python benchmarks/storm.py [--groups 200] [--per-group 50] [--modes observe,autonomous]
+    .venv/bin/python benchmarks/storm.py [--groups 200] [--per-group 50] \
+        [--concurrency 8] [--modes observe,autonomous]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import json
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +44,9 @@ from benchmarks.common import (
     stop,
     write_result,
 )
-from benchmarks.procstats import machine_size, peak_rss_mb, rss_mb
+from benchmarks.procstats import cpu_seconds, load_average, machine_size, peak_rss_mb, rss_mb
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.store.sql import SqlEventStore
 
 TOKEN = "bench-webhook-token"
 TARGETS = {"webhook_p99_ms_max": 100.0, "peak_rss_mb_max": 300.0}
@@ -103,6 +107,25 @@ async def wait_drained(base: str, timeout: float) -> float | None:
     return None
 
 
+async def ingest_cost(bodies: list[bytes]) -> dict[str, float]:
+    """CPU per notification of the store's ingest alone, in this process, one at a time: the
+    work the agent's single writer does for each POST (parse excluded)."""
+    notes = [WebhookNotification.model_validate(json.loads(b)) for b in bodies]
+    new: list[float] = []
+    dup: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlEventStore(f"sqlite:///{tmp}/ingest.db")
+        try:
+            for n in notes:
+                t0 = time.process_time()
+                result = await store.ingest(n)
+                (new if result.new_alerts else dup).append(time.process_time() - t0)
+        finally:
+            await store.close()
+    return {"new_notification_cpu_ms": round(statistics.fmean(new) * 1000, 2),
+            "duplicate_notification_cpu_ms": round(statistics.fmean(dup) * 1000, 2)}
+
+
 async def run_storm(mode: str, bodies: list[bytes], concurrency: int,
                     expected_alerts: int, expected_groups: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,12 +139,16 @@ async def run_storm(mode: str, bodies: list[bytes], concurrency: int,
             f"{base}/ready")
         try:
             idle_rss = rss_mb(agent.pid)
+            load_before = load_average()
             headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+            cpu0 = cpu_seconds(agent.pid)
             started = time.perf_counter()
             load = await drive(f"{base}/webhook/alertmanager", lambda i: bodies[i], len(bodies),
                                concurrency, headers)
+            cpu1 = cpu_seconds(agent.pid)
             drained_after_last_ack = await wait_drained(base, 600)
             total = round(time.perf_counter() - started, 3)
+            cpu2 = cpu_seconds(agent.pid)
             peak = peak_rss_mb(agent.pid)
             rss_after = rss_mb(agent.pid)
         finally:
@@ -132,7 +159,11 @@ async def run_storm(mode: str, bodies: list[bytes], concurrency: int,
                     == counts["alert_rows"] == counts["distinct_fingerprints"])
     return {
         "mode": mode,
+        "load_average_before": load_before,
         "webhook": load,
+        "agent_cpu_s": {"during_storm": round(cpu1 - cpu0, 2),
+                        "per_post_ms": round((cpu1 - cpu0) / len(bodies) * 1000, 2),
+                        "after_last_ack_until_drained": round(cpu2 - cpu1, 2)},
         "backlog_drained_s_after_last_ack": drained_after_last_ack,
         "storm_start_to_drained_s": total,
         "rss_mb": {"idle_before": idle_rss, "peak_vmhwm": peak, "after_drain": rss_after},
@@ -177,6 +208,7 @@ async def main() -> None:
                   "posts": len(bodies), "concurrency": args.concurrency,
                   "body_bytes": len(bodies[0])},
         "targets": TARGETS,
+        "store_ingest_alone": await ingest_cost(bodies),
         "runs": {},
         "verdicts": {},
     }

@@ -20,17 +20,54 @@ from fastapi import FastAPI
 from sre_agent.api.app import create_app
 from sre_agent.api.routes.events import close_streams
 from sre_agent.bootstrap import Container, build_container
-from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.diagnosis import ActionKind, Category, Diagnosis, ProposedAction
+from sre_agent.domain.evidence import (
+    AlertContext,
+    Evidence,
+    EvidenceStatus,
+    ResolvedTarget,
+)
 from sre_agent.pipeline.analyse import AnalyseStage
 from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
 from tests.support.components import free_port, require, require_binary
-from tests.support.fakes import FakeAnalyzer, FakeBackend, FakeResolver, FakeVerifier
+from tests.support.fakes import MANAGED, FakeBackend, FakeVerifier
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-OPERATOR_TOKEN = "operator-secret-token-1"  # noqa: S105 - a test credential
+OPERATOR_TOKEN = "operator-secret-token-1"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+class LabelResolver:
+    """Resolves the container named by the alert's ``container`` label (``web`` by default)."""
+
+    async def resolve(self, ctx: AlertContext) -> tuple[list[ResolvedTarget], Evidence]:
+        names = sorted({str(a.get("labels", {}).get("container") or "web") for a in ctx.alerts})
+        targets = [ResolvedTarget(name=n, via="label:container", verified=True, labels=MANAGED)
+                   for n in names]
+        return targets, Evidence(source="target", name="resolution", status=EvidenceStatus.OK,
+                                 data={"targets": names})
+
+
+class DemoAnalyzer:
+    """Proposes restarting every resolved target, with a readable diagnosis."""
+
+    name = "demo"
+
+    async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        alert = ctx.alertnames[0] if ctx.alertnames else "alert"
+        where = ", ".join(t.name for t in targets) or "?"
+        return Diagnosis(
+            summary=f"{alert}: container {where} stopped answering its health check",
+            probable_cause="the process hung after a memory spike",
+            category=Category.AVAILABILITY, confidence=0.86, runbook="target-down",
+            evidence=[f"container {where} health: unhealthy for 2m",
+                      f'up{{container="{where}"}} == 0 for 3 scrapes'],
+            proposed_actions=[ProposedAction(kind=ActionKind.RESTART_CONTAINER, target=t.name,
+                                             reason="restart clears a hung process")
+                              for t in targets])
 
 
 def fake_agent_app(tmp_path: Path, *, backend: FakeBackend | None = None,
@@ -41,7 +78,7 @@ def fake_agent_app(tmp_path: Path, *, backend: FakeBackend | None = None,
     backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
                                        ActionKind.START_CONTAINER: backend}
     stages = [
-        AnalyseStage(FakeAnalyzer(), resolver=FakeResolver()),
+        AnalyseStage(DemoAnalyzer(), resolver=LabelResolver()),
         RemediateStage(backends, settings.policy(), default_mode=settings.mode,
                        verifier=FakeVerifier()),
     ]

@@ -106,7 +106,7 @@ class RecordedRequest:
 
     def text(self) -> str:
         """All message contents, joined: handy for assertions on the prompt."""
-        parts = []
+        parts: list[str] = []
         for m in self.messages:
             c = m.get("content")
             if isinstance(c, list):

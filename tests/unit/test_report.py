@@ -8,7 +8,8 @@ from typing import Any
 from sre_agent.web.report import build_report, code, md
 
 GEN = "2026-11-21T21:00:00+00:00"
-HOSTILE = "# Ignore previous\n```\nrm -rf /\n```\n<img src=x onerror=alert(1)> [click](http://evil) | x"
+HOSTILE = ("# Ignore previous\n```\nrm -rf /\n```\n<img src=x onerror=alert(1)> "
+           "[click](http://evil) | x")
 
 
 def ev(seq: int, type_: str, at: str, data: dict[str, Any], actor: str = "agent") -> dict[str, Any]:
@@ -56,8 +57,8 @@ def test_report_has_every_section_with_times_outcomes_and_hashes() -> None:
         assert heading in text, heading
     assert "**Status:** resolved" in text
     assert "**Time to recover:** 2m 0s" in text
-    assert "**Time to first action:** 31.0s" in text
-    assert "**Time to verified fix:** 40.0s" in text
+    assert "**Time to first action:** 31s" in text
+    assert "**Time to verified fix:** 40s" in text
     assert "| 2026-11-21 20:00:30 UTC | 7 | ActionApproved | operator:alice |" in text
     assert "**Engine:** llm (model m1)" in text and "**Confidence:** 0.85" in text
     assert "**Probable cause:** OOM" in text
@@ -76,7 +77,8 @@ def test_open_incident_without_diagnosis() -> None:
 
 
 def test_blocked_and_failed_actions_are_reported() -> None:
-    events = resolved_incident()[:5] + [
+    events = [
+        *resolved_incident()[:5],
         ev(6, "ActionStarted", "00:02", {"action_id": "a1", "reason": "autonomous"}),
         ev(7, "ActionFailed", "00:03", {"action_id": "a1",
                                         "result": {"ok": False, "error": "timeout"}}),
@@ -96,7 +98,8 @@ def test_hostile_alert_text_cannot_change_the_markdown_structure() -> None:
                         "\\| x", "## Summary", "## Timeline", "## Diagnosis",
                         "## Actions and outcomes", "## Alerts", "## Audit"]
     assert not any(line.startswith("```") for line in lines)
-    assert "<img" not in text and "[click](" not in text
+    ours = re.sub(r"`[\w /.-]+`", "", text)  # the report's own code spans
+    assert re.search(r"(?<!\\)[<\[`]", ours) is None  # no live HTML, link or code
     # Table rows keep their column count: a | in alert text is escaped.
     for line in lines:
         if line.startswith("| 2026-"):
@@ -107,8 +110,8 @@ def test_md_and_code_neutralise_structure() -> None:
     assert md("# title") == "\\# title"
     assert md("- item") == "\\- item"
     assert md("1. item") == "\\1. item"
-    assert md("> quote") == "\\\\> quote" or md("> quote") == "\\\\\\> quote" or \
-        md("> quote").startswith("\\")
+    assert md("> quote") == "\\> quote"
+    assert md("a # b") == "a \\# b"
     assert md("a\nb\u2028c\r\nd") == "a b c d"
     assert md("*x* _y_ `z` ~w~ a&b") == "\\*x\\* \\_y\\_ \\`z\\` \\~w\\~ a\\&b"
     assert md("x" * 400, 10) == "x" * 9 + "…"

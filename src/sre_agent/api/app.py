@@ -26,12 +26,18 @@ from sre_agent.api.routes import (
     web,
     webhook,
 )
+from sre_agent.api.schemas import ErrorOut
 from sre_agent.bootstrap import Container, build_container
 from sre_agent.config import Settings
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.store.ports import StoreUnavailable
 
 log = structlog.get_logger("sre_agent.api")
+# Every route can answer these for malformed requests; documented so clients know.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not JSON)"},
+    422: {"model": ErrorOut, "description": "request does not match the documented schema"},
+}
 
 
 def create_app(settings: Settings, *, container: Container | None = None) -> FastAPI:
@@ -55,7 +61,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     app.state.container = the_container
     for module in (health, webhook, status, incidents, actions, policy, audit, control,
                    events, web):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=COMMON_RESPONSES)
     web.mount_static(app)
 
     @app.middleware("http")

@@ -53,7 +53,7 @@ def login_redirect(request: Request) -> HTTPException:
                          headers={"Location": f"/login?next={quote(back, safe='')}"})
 
 
-def require_operator(
+async def require_operator(
     request: Request,
     container: ContainerDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -87,7 +87,7 @@ def require_operator(
         headers={"WWW-Authenticate": "Bearer"})
 
 
-def operator_actor(
+async def operator_actor(
     request: Request,
     x_operator: Annotated[str | None, Header(description="Operator name for the audit log")] = None,
 ) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Alertmanager sends this for alerts that are still firing.
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -26,6 +26,14 @@ class WebhookAlert(BaseModel):
     ends_at: str = Field(default=ZERO_TIME, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = Field(min_length=1, max_length=256)
+
+    @field_validator("starts_at", mode="before")
+    @classmethod
+    def _rfc3339_only(cls, value: object) -> object:
+        # Lax mode would read a number as a Unix time; Alertmanager always sends RFC 3339.
+        if not isinstance(value, str):
+            raise ValueError("startsAt must be an RFC 3339 timestamp string")
+        return value
 
     @property
     def alertname(self) -> str:
@@ -49,8 +57,18 @@ class WebhookNotification(BaseModel):
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
     alerts: list[WebhookAlert]
+
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _json_integer(cls, value: object) -> object:
+        # A JSON integer (1 or 1.0), never a boolean or a numeric string.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("truncatedAlerts must be an integer")
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("truncatedAlerts must be an integer")
+        return int(value)
 
 
 def expression_from_generator_url(url: str) -> str | None:

@@ -131,6 +131,10 @@ class SqlEventStore(ActionQueries):
                 outcomes = await loop.run_in_executor(self._writer, self._run_batch,
                                                       [fn for fn, _ in batch])
             except Exception as exc:
+                if isinstance(exc, SQLAlchemyError):
+                    # A connection opened while the disk refused writes stays read-only for
+                    # good (SQLite opened its WAL read-only): drop them all, so we recover.
+                    self.engine.dispose()
                 error: Exception = (StoreUnavailable(str(exc).splitlines()[0][:200])
                                     if isinstance(exc, SQLAlchemyError | OSError) else exc)
                 for _, fut in batch:
@@ -187,14 +191,14 @@ class SqlEventStore(ActionQueries):
         rows: list[dict[str, Any]] = []
         for ev in new:
             seq += 1
-            data = json.loads(canonical_json(ev.data))  # exactly what is hashed and read back
+            text = canonical_json(ev.data)  # stored as is: encoded once, not twice
+            data = json.loads(text)  # exactly what is hashed and read back
             h = event_hash(seq=seq, incident_id=ev.incident_id, type=str(ev.type), at=at,
                            actor=ev.actor, data=data, prev_hash=prev)
             s = StoredEvent(seq, ev.incident_id, str(ev.type), at, ev.actor, data, prev, h)
             stored.append(s)
             rows.append({"seq": seq, "incident_id": ev.incident_id, "type": s.type, "at": at,
-                         "actor": ev.actor, "data": canonical_json(data), "prev_hash": prev,
-                         "hash": h})
+                         "actor": ev.actor, "data": text, "prev_hash": prev, "hash": h})
             prev = h
         conn.execute(insert(events), rows)
         conn.execute(update(chain_head).where(chain_head.c.id == 1).values(seq=seq, hash=prev))
@@ -277,11 +281,10 @@ class SqlEventStore(ActionQueries):
 
     async def writable(self) -> bool:
         def run(conn: Connection) -> bool:
-            # A real write (rolled back by the savepoint) proves the file and disk accept writes.
-            with conn.begin_nested() as sp:
-                conn.execute(update(chain_head).where(chain_head.c.id == 1)
-                             .values(seq=chain_head.c.seq))
-                sp.rollback()
+            # A real, committed write (a no-op update of the head) proves the file and disk
+            # accept writes: in WAL mode a rolled-back write never reaches the disk.
+            conn.execute(update(chain_head).where(chain_head.c.id == 1)
+                         .values(seq=chain_head.c.seq))
             return True
         try:
             return await self._write(run)
@@ -322,8 +325,8 @@ class SqlEventStore(ActionQueries):
                     break
                 evs = [_row_to_event(r) for r in rows]
                 brk = verify_chain(evs, prev, expected)
-                if brk is not None:
-                    return VerifyResult(checked, brk)
+                if brk is not None:  # count the intact events of this batch too
+                    return VerifyResult(checked + max(0, brk.seq - expected), brk)
                 checked += len(evs)
                 prev, expected = evs[-1].hash, evs[-1].seq + 1
             head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
@@ -386,7 +389,11 @@ class SqlEventStore(ActionQueries):
         return await self._read(run)
 
     async def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        """Release threads and connections. The store stays usable: a later call reconnects
+        (an app may run its lifespan more than once, e.g. under a test client)."""
+        old, self._writer = self._writer, ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="store-writer")
+        old.shutdown(wait=True)
         self.engine.dispose()
 
     def ping(self) -> None:

@@ -20,8 +20,8 @@ from sre_agent.web.views import (
     seconds_between,
 )
 
-_ESCAPE = re.compile(r"([\\`*_\[\]<>|~&])")
-_LEADING = re.compile(r"^(#|>|-|\+|=|\d+[.)])")
+_ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#])")
+_LEADING = re.compile(r"^(-|\+|=|\d+[.)])")
 
 
 def md(value: object, limit: int = 300) -> str:
@@ -141,8 +141,10 @@ def _summary(f: _Facts) -> str:
         d = f.diagnosis
         conf = d.get("confidence")
         conf_text = f", confidence {float(conf):.2f}" if isinstance(conf, int | float) else ""
+        summary = md(d.get("summary")).rstrip()
         parts.append(f"The {md(d.get('engine', '?'))} engine diagnosed "
-                     f"{md(d.get('category', 'unknown'))}{conf_text}: {md(d.get('summary'))}")
+                     f"{md(d.get('category', 'unknown'))}{conf_text}: {summary}"
+                     + ("" if summary.endswith((".", "!", "?")) else "."))
     else:
         parts.append("No diagnosis was recorded.")
     if f.actions:

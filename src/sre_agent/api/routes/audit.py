@@ -18,7 +18,7 @@ async def list_audit(
     container: ContainerDep,
     incident: str | None = None,
     type: Annotated[list[str] | None, Query(description="event types, repeatable")] = None,
-    since_seq: Annotated[int, Query(ge=0)] = 0,
+    since_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events in log order, filtered by incident, type and position."""

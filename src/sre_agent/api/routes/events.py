@@ -37,9 +37,16 @@ _DOC: dict[int | str, dict[str, Any]] = {
         "description": "A ``text/event-stream``: a ``retry:`` line, then one message per new "
                        "event (``id:`` its seq, ``data:`` the event as JSON, shaped like "
                        "EventOut), and a ``: keepalive`` comment every 15 s when idle.",
-        "content": {"text/event-stream": {"schema": {"type": "string"},
-                                          "example": 'id: 42\ndata: {"seq": 42, '
-                                                     '"type": "AlertReceived", ...}\n\n'}},
+        # OpenAPI 3.2 style: itemSchema describes one event of the stream.
+        "content": {"text/event-stream": {"itemSchema": {
+            "type": "object", "required": ["data"],
+            "properties": {
+                "id": {"type": "string", "description": "the event's seq"},
+                "event": {"type": "string", "enum": ["message"]},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                         "contentSchema": {"$ref": "#/components/schemas/EventOut"}},
+                "retry": {"type": "integer"},
+            }}}},
     },
     503: {"model": ErrorOut, "description": "store unavailable"},
 }
@@ -77,8 +84,10 @@ def _start_after(last_event_id: str | None, since: int | None, head: int) -> int
 
 
 async def event_stream(request: Request, store: EventStore, after: int, *,
-                       poll_s: float = POLL_S, heartbeat_s: float = HEARTBEAT_S
+                       poll_s: float | None = None, heartbeat_s: float | None = None
                        ) -> AsyncIterator[str]:
+    poll_s = poll_s or POLL_S
+    heartbeat_s = heartbeat_s or HEARTBEAT_S
     yield f"retry: {RETRY_MS}\n: stream from seq {after}\n\n"
     quiet_since = time.monotonic()
     while not _closing(request.app) and not await request.is_disconnected():

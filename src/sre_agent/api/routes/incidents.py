@@ -23,7 +23,8 @@ async def list_incidents(
     container: ContainerDep,
     status: IncidentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Query(ge=0, description="next_cursor of the previous page")]
+    cursor: Annotated[int | None, Query(ge=0, le=2**62,
+                                        description="next_cursor of the previous page")]
     = None,
 ) -> dict[str, Any]:
     """Incidents, newest first."""

@@ -158,16 +158,20 @@
   setInterval(updateAges, 5000);
 
   // --- controls ----------------------------------------------------------------------------------
+  function describe(action) {
+    return String(action.kind).replace(/_/g, " ") + (action.target ? " on " + action.target : "");
+  }
+
   var handlers = {
     approve: function (btn) {
       return call("POST", "/actions/" + encodeURIComponent(btn.getAttribute("data-id")) +
         "/approve", { comment: "approved from the dashboard" })
-        .then(function (a) { notify("Approved " + a.kind + " on " + (a.target || "-") + "."); });
+        .then(function (a) { notify("Approved " + describe(a) + "."); });
     },
     reject: function (btn) {
       return call("POST", "/actions/" + encodeURIComponent(btn.getAttribute("data-id")) +
         "/reject", { comment: "rejected from the dashboard" })
-        .then(function (a) { notify("Rejected " + a.kind + " on " + (a.target || "-") + "."); });
+        .then(function (a) { notify("Rejected " + describe(a) + "."); });
     },
     pause: function () {
       return call("POST", "/control/pause", { reason: "paused from the dashboard" })
@@ -242,6 +246,7 @@
         // The browser gave up (e.g. an error status): try again ourselves, from lastSeq.
         setLive("offline", "Offline, retrying…");
         source.close();
+        refresh(); // goes to the login page if the session ended
         setTimeout(connect, 5000);
       } else {
         setLive("reconnecting", "Reconnecting…");
