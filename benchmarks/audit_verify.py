@@ -112,6 +112,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         db = tmp / "audit.db"
         built = build(db, args.events)
+        empty = tmp / "empty.db"
+        asyncio.run(fill(f"sqlite:///{empty}", 0))
+        overhead = statistics.median(run_verify(empty, tmp)[0] for _ in range(args.repeats))
         intact = [run_verify(db, tmp) for _ in range(args.repeats)]
         for _, proc in intact:
             assert proc.returncode == 0, proc.stderr
@@ -129,6 +132,7 @@ def main() -> None:
         "verify_intact": {"seconds": [s for s, _ in intact], "median_s": verify_s,
                           "exit_codes": [p.returncode for _, p in intact],
                           "output": intact[0][1].stdout.strip(),
+                          "empty_log_median_s": overhead,
                           "events_per_s": round(built["events"] / verify_s)},
         "verify_tampered": {"tampered_seq": middle, "change": change,
                             "seconds": [s for s, _ in broken], "median_s": tamper_s,

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import Runnable
@@ -152,6 +153,9 @@ class LangChainAnalyzer:
             api_key=settings.api_key,
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
+            # Our own client: langchain-openai otherwise shares one process-wide async client,
+            # which breaks when an analyzer lives on a different event loop than the first.
+            http_async_client=httpx.AsyncClient(timeout=settings.timeout_s),
         )
         self._structured: Runnable[Any, Any] = self._model.with_structured_output(
             llm_output_json_schema(),
