@@ -11,9 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY requirements.txt pyproject.toml README.md ./
 COPY src ./src
-# docker/wheels may hold a wheelhouse (`pip wheel --wheel-dir docker/wheels .`): then the build
+# wheelhouse/ may hold wheels (`pip wheel --wheel-dir wheelhouse .`): then the build
 # installs offline from it; otherwise from PyPI.
-COPY docker/wheels /wheels
+COPY wheelhouse /wheels
 RUN python3 -m venv /opt/venv \
  && if ls /wheels/*.whl >/dev/null 2>&1; then \
       /opt/venv/bin/pip install --no-cache-dir --quiet --no-index --find-links /wheels sre-agent ; \

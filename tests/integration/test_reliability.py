@@ -30,6 +30,7 @@ from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.pipeline.analyse import AnalyseStage
 from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
+from tests.integration.test_collector_faults import Blackhole
 from tests.support.components import free_port, require
 from tests.support.fakes import FakeAnalyzer, FakeBackend, FakeResolver, FakeVerifier
 from tests.support.payloads import alert, notification
@@ -119,36 +120,6 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         time.sleep(interval)
-
-
-class Blackhole:
-    """A TCP server that accepts connections and never answers (a hung dependency)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = int(self.sock.getsockname()[1])
-        self.held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
 
 
 def storm_notification(i: int, alerts_each: int = 5) -> dict[str, Any]:
@@ -323,7 +294,7 @@ def test_a_slow_body_does_not_block_other_requests(agent_process: AgentProcess) 
     def drip() -> None:
         with socket.create_connection(("127.0.0.1", agent_process.port), timeout=30) as sock:
             sock.sendall(_request_head(agent_process.port, length=len(body)))
-            for k in range(0, first_part, 8):  # 8 bytes every 100 ms: about 3 s
+            for k in range(0, first_part, 8):  # 8 bytes every 100 ms: about 4 s
                 sock.sendall(body[k:min(k + 8, first_part)])
                 time.sleep(0.1)
             sock.sendall(body[first_part:])

@@ -201,7 +201,7 @@ def test_agent_image_builds_from_the_local_base(client: Any, tmp_path: Path) -> 
         shutil.copy(REPO / name, context / name)
     shutil.copytree(REPO / "src", context / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    wheels = context / "docker" / "wheels"
+    wheels = context / "wheelhouse"
     wheels.mkdir(parents=True)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
                             str(wheels), str(context)], capture_output=True, text=True,

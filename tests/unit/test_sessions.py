@@ -143,6 +143,8 @@ def test_content_negotiation(accept: str | None, html: bool) -> None:
     ("/status\r\nSet-Cookie: x=1", "/status"),
     ("", "/status"),
     (None, "/status"),
+    ("/login?next=/login", "/status"),
+    ("/logout", "/status"),
 ])
 def test_login_only_returns_to_local_paths(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected

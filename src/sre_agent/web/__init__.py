@@ -48,6 +48,6 @@ def safe_next(target: str | None, default: str = "/status") -> str:
     if target.startswith("//") or "\\" in target or any(ord(c) < 32 for c in target):
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return default
+    if parts.scheme or parts.netloc or parts.path in ("/login", "/logout"):
+        return default  # never back to the login form: that would loop
     return target
