@@ -422,10 +422,6 @@ def test_unwritable_store_answers_503_then_recovers_by_itself(tmp_path: Path) ->
     assert verify.returncode == 0, verify.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="PipelineRunner.process gives up on a stage that fails with "
-                   "StoreUnavailable and nothing resubmits the incident before the next start "
-                   "or the next alert of its group")
 def test_incident_whose_analysis_hit_the_outage_is_analysed_after_it(tmp_path: Path) -> None:
     db = tmp_path / "agent.db"
     hole = Blackhole()  # Prometheus never answers: the analysis takes the 1 s evidence timeout

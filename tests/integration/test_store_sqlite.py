@@ -159,3 +159,37 @@ async def test_unwritable_store_answers_503_then_recovers(tmp_path: Path) -> Non
         r = await c.post("/webhook/alertmanager", json=notification([alert(fingerprint="n")]))
         assert r.status_code == 200 and r.json()["alerts_new"] == 1
         assert (await c.get("/ready")).status_code == 200
+
+
+class FlakyStage:
+    name = "flaky"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.runs = 0
+
+    async def run(self, work: IncidentWork, store: EventStore) -> None:
+        self.runs += 1
+        if self.runs <= self.failures:
+            raise RuntimeError("store briefly unavailable")
+
+
+async def test_failed_runs_are_retried_with_backoff(tmp_path: Path) -> None:
+    import asyncio
+
+    store = SqlEventStore(f"sqlite:///{tmp_path / 'f.db'}")
+    stage = FlakyStage(failures=2)
+    runner = PipelineRunner(store, [stage], workers=1, retry_base_s=0.05, retry_max_s=0.1)
+    try:
+        await runner.start()
+        result = await store.ingest(WebhookNotification.model_validate(notification()))
+        runner.submit(result.touched[0])
+        for _ in range(100):
+            if stage.runs >= 3 and not await store.pending_incidents():
+                break
+            await asyncio.sleep(0.05)
+        assert stage.runs == 3  # two failures, then success; nothing after that
+        assert await store.pending_incidents() == []
+    finally:
+        await runner.stop()
+        await store.close()

@@ -21,12 +21,17 @@ log = structlog.get_logger("sre_agent.runner")
 
 class PipelineRunner:
     def __init__(self, store: EventStore, stages: Sequence[Stage], *, workers: int = 2,
-                 stage_timeout_s: float = 60.0, metrics: Metrics | None = None) -> None:
+                 stage_timeout_s: float = 60.0, metrics: Metrics | None = None,
+                 retry_base_s: float = 2.0, retry_max_s: float = 60.0,
+                 max_retries: int = 8) -> None:
         self.store = store
         self.stages = list(stages)
         self.workers = workers
         self.stage_timeout_s = stage_timeout_s
         self.metrics = metrics
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.max_retries = max_retries
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -35,6 +40,8 @@ class PipelineRunner:
         self._idle = asyncio.Event()
         self._idle.set()
         self.processed = 0
+        self._failures: dict[str, int] = {}
+        self._retries: dict[str, asyncio.TimerHandle] = {}
 
     def submit(self, incident_id: str) -> None:
         if incident_id in self._running:
@@ -58,6 +65,9 @@ class PipelineRunner:
             log.info("resumed_incidents", count=len(pending))
 
     async def stop(self) -> None:
+        for handle in self._retries.values():
+            handle.cancel()
+        self._retries.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -75,17 +85,43 @@ class PipelineRunner:
             incident_id = await self._queue.get()
             self._queued.discard(incident_id)
             self._running.add(incident_id)
+            ok = False
             try:
-                await self.process(incident_id)
+                ok = await self.process(incident_id)
             except Exception:  # a bug in one incident must not kill the worker
                 log.exception("incident_processing_crashed", incident_id=incident_id)
             finally:
+                self._after(incident_id, ok)
                 self._running.discard(incident_id)
                 if incident_id in self._again:
                     self._again.discard(incident_id)
                     self.submit(incident_id)
                 if not self._queued and not self._running:
                     self._idle.set()
+
+    def _after(self, incident_id: str, ok: bool) -> None:
+        """A failed run (store outage, a stage timing out) is retried with backoff, so an
+        incident is never left waiting for the next restart or the next alert."""
+        if ok:
+            self._failures.pop(incident_id, None)
+            return
+        attempt = self._failures.get(incident_id, 0) + 1
+        self._failures[incident_id] = attempt
+        if attempt > self.max_retries:
+            log.error("incident_retries_exhausted", incident_id=incident_id, attempts=attempt)
+            return
+        delay = min(self.retry_max_s, self.retry_base_s * 2 ** (attempt - 1))
+        old = self._retries.pop(incident_id, None)
+        if old is not None:
+            old.cancel()
+        self._retries[incident_id] = asyncio.get_running_loop().call_later(
+            delay, self._retry, incident_id)
+        log.warning("incident_retry_scheduled", incident_id=incident_id, attempt=attempt,
+                    delay_s=delay)
+
+    def _retry(self, incident_id: str) -> None:
+        self._retries.pop(incident_id, None)
+        self.submit(incident_id)
 
     async def process(self, incident_id: str) -> bool:
         """Run every stage once for the incident; True when all stages completed."""
@@ -101,7 +137,7 @@ class PipelineRunner:
                 if self.metrics:
                     self.metrics.stage_errors.labels(stage.name).inc()
                 bound.error("stage_failed", stage=stage.name, error=repr(exc)[:300])
-                return False  # left unprocessed: picked up again at the next start
+                return False  # retried with backoff, and picked up again at the next start
             finally:
                 if self.metrics:
                     self.metrics.stage_seconds.labels(stage.name).observe(
