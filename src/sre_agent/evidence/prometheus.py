@@ -52,12 +52,20 @@ def _number(raw: Any) -> float | None:
 def summarise_instant(query: str, result: Any) -> tuple[EvidenceStatus, dict[str, Any]]:
     """The data contract for an instant query result (vector, scalar or string)."""
     series: list[dict[str, Any]] = []
-    if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+    scalar = (isinstance(result, list) and len(result) == 2
+              and isinstance(result[0], int | float) and isinstance(result[1], str))
+    if not isinstance(result, list) or (result and not scalar
+                                        and not isinstance(result[0], dict)):
+        # Neither a vector (list of samples) nor a scalar ([ts, value]): not Prometheus.
+        return EvidenceStatus.ERROR, {"query": query, "value": None, "series": [],
+                                      "error": f"unexpected result shape: {str(result)[:80]}"}
+    if scalar:
         series = [{"metric": {}, "value": _number(result[1]), "raw": str(result[1])}]  # scalar
     elif isinstance(result, list):
         for item in result:
             if not isinstance(item, dict):
-                continue
+                return EvidenceStatus.ERROR, {"query": query, "value": None, "series": [],
+                                              "error": "unexpected sample in the result"}
             sample = item.get("value") or [None, None]
             entry: dict[str, Any] = {"metric": dict(item.get("metric") or {}),
                                      "value": _number(sample[1])}
@@ -152,7 +160,9 @@ class PrometheusEvidence:
             if isinstance(instant, BaseException):
                 raise instant
             status, data = summarise_instant(promql, instant)
-            if isinstance(ranged, BaseException):
+            if status is EvidenceStatus.ERROR:
+                error = str(data.pop("error", "unexpected answer from Prometheus"))
+            elif isinstance(ranged, BaseException):
                 data["range_error"] = self._describe(ranged)
             elif with_range:
                 data.update(summarise_range(ranged))
