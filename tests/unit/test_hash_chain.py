@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sre_agent.domain.events import GENESIS_HASH, StoredEvent, event_hash, verify_chain
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sre_agent.domain.events import (
+    GENESIS_HASH,
+    StoredEvent,
+    canonical_json,
+    event_hash,
+    event_hash_from_text,
+    verify_chain,
+)
 
 
 def chain(n: int) -> list[StoredEvent]:
@@ -53,3 +63,20 @@ def test_rehashed_record_still_breaks_the_next_link() -> None:
     events[1] = forged
     brk = verify_chain(events, GENESIS_HASH, 1)
     assert brk is not None and brk.seq == 3
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(st.text(), json_values, max_size=6), actor=st.text(),
+       incident=st.one_of(st.none(), st.text()), seq=st.integers(1, 2**62))
+def test_hash_from_text_equals_hash_from_data(data: dict[str, object], actor: str,
+                                              incident: str | None, seq: int) -> None:
+    text = canonical_json(data)
+    kw = {"seq": seq, "incident_id": incident, "type": "AlertReceived", "at": "t",
+          "actor": actor, "prev_hash": GENESIS_HASH}
+    assert event_hash_from_text(**kw, data_text=text) == event_hash(**kw, data=data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -39,7 +40,7 @@ class WebhookAlert(BaseModel):
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
 
-    @property
+    @cached_property
     def starts_at_key(self) -> str:
         """startsAt normalised to a stable UTC string: the dedupe key with the fingerprint."""
         ts = self.starts_at if self.starts_at.tzinfo else self.starts_at.replace(tzinfo=UTC)

@@ -108,6 +108,20 @@ def event_hash(
     return hashlib.sha256((body + prev_hash).encode("utf-8")).hexdigest()
 
 
+def event_hash_from_text(
+    *, seq: int, incident_id: str | None, type: str, at: str, actor: str, data_text: str,
+    prev_hash: str,
+) -> str:
+    """``event_hash`` when the canonical JSON of ``data`` is already at hand (the append path
+    encodes it once for storage): the same bytes, built without encoding ``data`` again."""
+    def enc(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    body = (f'{{"actor":{enc(actor)},"at":{enc(at)},"data":{data_text},'
+            f'"incident_id":{enc(incident_id)},"seq":{seq},"type":{enc(type)}}}')
+    return hashlib.sha256((body + prev_hash).encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     seq: int

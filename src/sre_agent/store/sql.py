@@ -36,7 +36,7 @@ from sre_agent.domain.events import (
     NewEvent,
     StoredEvent,
     canonical_json,
-    event_hash,
+    event_hash_from_text,
     utc_now,
     verify_chain,
 )
@@ -193,8 +193,8 @@ class SqlEventStore(ActionQueries):
             seq += 1
             text = canonical_json(ev.data)  # stored as is: encoded once, not twice
             data = json.loads(text)  # exactly what is hashed and read back
-            h = event_hash(seq=seq, incident_id=ev.incident_id, type=str(ev.type), at=at,
-                           actor=ev.actor, data=data, prev_hash=prev)
+            h = event_hash_from_text(seq=seq, incident_id=ev.incident_id, type=str(ev.type),
+                                     at=at, actor=ev.actor, data_text=text, prev_hash=prev)
             s = StoredEvent(seq, ev.incident_id, str(ev.type), at, ev.actor, data, prev, h)
             stored.append(s)
             rows.append({"seq": seq, "incident_id": ev.incident_id, "type": s.type, "at": at,
