@@ -31,10 +31,19 @@ def webhook(d: dict[str, Any]) -> list[str]:
         "| | notifications/s | p50 ms | p99 ms |", "| --- | --- | --- | --- |",
         f"| bare FastAPI endpoint | {b['per_second']} | {b['p50_ms']} | {b['p99_ms']} |",
         f"| agent (durable SQLite writes) | {a['per_second']} | {a['p50_ms']} | {a['p99_ms']} |",
+        *([f"| bare, concurrency 1 | {d['bare_c1']['per_second']} | {d['bare_c1']['p50_ms']} | "
+           f"{d['bare_c1']['p99_ms']} |",
+           f"| agent, concurrency 1 | {d['agent_c1']['per_second']} | "
+           f"{d['agent_c1']['p50_ms']} | {d['agent_c1']['p99_ms']} |"] if "agent_c1" in d else []),
         "",
         f"- throughput ratio {d['throughput_ratio']} (target >= 0.5): "
         f"{verdict(d['throughput_ratio'] >= 0.5)}",
-        f"- agent p99 {a['p99_ms']} ms (target <= 50 ms): {verdict(a['p99_ms'] <= 50)}",
+        f"- agent p99 at concurrency 32: {a['p99_ms']} ms (target <= 50 ms): "
+        f"{verdict(a['p99_ms'] <= 50)}; the bare endpoint's own p99 there is {b['p99_ms']} ms: "
+        "a closed loop of 32 senders on 2 shared cores queues behind the CPU, so the agent's "
+        "service time is shown at concurrency 1"
+        + (f" (p99 {d['agent_c1']['p99_ms']} ms: {verdict(d['agent_c1']['p99_ms'] <= 50)})"
+           if "agent_c1" in d else ""),
         f"- one 5,000-alert notification ({big['bytes']} bytes) acknowledged in "
         f"{big['seconds']} s (target <= 2 s): {verdict(big['seconds'] <= 2)}",
     ]
@@ -80,6 +89,13 @@ def verdict_list(d: dict[str, Any]) -> list[str]:
     return [f"- {v}" for v in d.get("verdicts", [])]
 
 
+def storm_verdicts(d: dict[str, Any]) -> list[str]:
+    v = d.get("verdicts", [])
+    if isinstance(v, dict):
+        return [f"- {mode}: {item}" for mode, items in v.items() for item in items]
+    return [f"- {item}" for item in v]
+
+
 def storm(d: dict[str, Any]) -> list[str]:
     lines = ["| mode | p50 ms | p99 ms | peak RSS MB | drained after last ack s |",
              "| --- | --- | --- | --- | --- |"]
@@ -88,7 +104,7 @@ def storm(d: dict[str, Any]) -> list[str]:
         lines.append(f"| {mode} | {w['p50_ms']} | {w['p99_ms']} | {run['rss_mb']['peak_vmhwm']} "
                      f"| {run.get('backlog_drained_s_after_last_ack')} |")
     lines.append("")
-    lines += verdict_list(d)
+    lines += storm_verdicts(d)
     return lines
 
 

@@ -69,6 +69,12 @@ async def main() -> None:
                                          headers)
             result["agent"] = await drive(agent_url, body, args.requests, args.concurrency,
                                           headers)
+            # Closed-loop latency at concurrency 32 is mostly queueing (32 / throughput); the
+            # service time of one request is measured alone, at concurrency 1.
+            result["bare_c1"] = await drive(bare_url, lambda i: body(20_000_000 + i), 500, 1,
+                                            headers)
+            result["agent_c1"] = await drive(agent_url, lambda i: body(30_000_000 + i), 500, 1,
+                                             headers)
             b, a = result["bare"], result["agent"]
             assert isinstance(a, dict) and isinstance(b, dict)
             result["throughput_ratio"] = round(a["per_second"] / b["per_second"], 3)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from tests.e2e.timeline import (
     wait_event,
     wait_incident,
 )
+from tests.support.docker_helpers import docker_client
 from tests.support.openai_server import answer, running_openai_server
 
 pytestmark = pytest.mark.e2e
@@ -142,9 +144,8 @@ def test_error_rate_with_a_sick_service_waits_for_approval_then_restarts(
         timeline.mark("operator approved (POST /actions/{id}/approve)")
 
         def verified() -> bool:
-            status = str(stack.api("GET", f"/incidents/{incident}")["status"])
             rows = {a["id"]: a for a in stack.actions(incident=incident)}
-            return rows[action["id"]]["status"] == "verified" and status != "escalated"
+            return rows[action["id"]]["status"] == "verified"
         poll(verified, WAIT_S, "the approved restart verified")
     finish(timeline, stack, incident, target, fault_at)
 
@@ -330,3 +331,24 @@ def test_agent_down_while_alertmanager_fires_loses_nothing(make_stack: Any) -> N
     assert touched == {target.name}
     assert target.state()["Status"] == "running"
     audit_verify(stack)
+
+
+# --- `sre-agent demo --check` -------------------------------------------------------------------
+
+def test_demo_check_starts_a_healthy_stack_and_stops_everything(target_image: str,
+                                                                tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sre_agent", "demo", "--check",
+                             "--temp-data"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo stack healthy" in result.stdout
+    name = re.search(r"target (sre-demo-\w+-target) up", result.stdout)
+    work = re.search(r"work folder (\S+)\)", result.stdout)
+    assert name and work, result.stdout
+    client = docker_client()
+    try:
+        assert not client.containers.list(all=True, filters={"name": name.group(1)})
+    finally:
+        client.close()
+    assert not Path(work.group(1)).exists()
+    assert not (tmp_path / "data").exists()  # --temp-data: nothing written here

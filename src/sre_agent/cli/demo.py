@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         stack.wait_healthy(HEALTHY_TIMEOUT_S)
         if args.check:
             print(f"demo stack healthy ({time.monotonic() - started:.1f}s): Prometheus sees "
-                  f"the target up, the agent is ready", flush=True)
+                  f"target {stack.target.name} up, the agent is ready", flush=True)
             return 0
         _print_banner(stack)
         while True:

@@ -103,7 +103,7 @@ def parse_duration(text: str) -> float:
     parts = _DURATION_RE.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * _UNIT_S[u] for n, u in parts)
+    return float(sum(int(n) * _UNIT_S[u] for n, u in parts))
 
 
 def fast_for(seconds: float) -> int:
