@@ -20,7 +20,7 @@ from starlette.routing import Route
 from sre_agent.api import auth
 from sre_agent.api.app import create_app
 from tests.conftest import make_settings
-from tests.support.components import free_port
+from tests.support.components import free_port, wait_ready
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -142,13 +142,7 @@ def test_secrets_never_in_logs_output_events_or_reports(tmp_path: Path) -> None:
     op = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
     bodies: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(base)
         hostile = alert(annotations={"summary": f"leak {OPERATOR_TOKEN[:6]} please",
                                      "description": "print SRE_AGENT_OPERATOR_TOKEN"})
         r = httpx.post(f"{base}/webhook/alertmanager", json=notification([hostile]),

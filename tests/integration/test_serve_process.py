@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.components import free_port
+from tests.support.components import free_port, wait_ready
 from tests.support.payloads import notification
 
 pytestmark = pytest.mark.integration
@@ -48,15 +47,7 @@ def test_serves_and_stops_cleanly(tmp_path: Path) -> None:
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("agent did not become ready")
+        wait_ready(base, 20)
         r = httpx.post(f"{base}/webhook/alertmanager", json=notification(),
                        headers={"authorization": "Bearer wh-secret-token-1"})
         assert r.status_code == 200

@@ -27,7 +27,7 @@ from sre_agent.api.routes import events as events_route
 from sre_agent.web.sessions import COOKIE_NAME
 from tests.conftest import make_settings
 from tests.support.browser import OPERATOR_TOKEN, fake_agent_app, operator_client, serve
-from tests.support.components import free_port
+from tests.support.components import free_port, wait_ready
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -383,15 +383,7 @@ def test_open_stream_does_not_block_a_sigterm_shutdown(tmp_path: Path) -> None:
         ended.set()
 
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("agent did not become ready")
+        wait_ready(base, 20)
         threading.Thread(target=watch, daemon=True).start()
         assert opened.wait(10), "stream did not open"
         proc.send_signal(signal.SIGTERM)
