@@ -2,43 +2,42 @@
 
 The ``docker`` SDK is synchronous: every call runs in ``asyncio.to_thread`` under
 ``asyncio.wait_for``; the SDK's own HTTP timeout bounds the thread. The client is built lazily
-and thrown away after a connection failure, so a daemon that comes back is picked up again.
-``docker.from_env()`` raises ``DockerException`` when the daemon is unreachable; a lazily built
-``DockerClient`` raises ``requests.exceptions.ConnectionError`` on its first call: both end up as
-a clean ``ok=False`` result, never as an exception or a traceback.
+and thrown away after a connection failure (``sre_agent.docker_client.LazyDockerClient``), so a
+daemon that comes back is picked up again. ``docker.from_env()`` raises ``DockerException`` when
+the daemon is unreachable; a lazily built ``DockerClient`` raises
+``requests.exceptions.ConnectionError`` on its first call: both end up as a clean ``ok=False``
+result, never as an exception or a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import docker
-import requests
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import APIError, NotFound
 
 from sre_agent.actions.ports import ActionRequest, ActionResult, VerificationResult
+from sre_agent.docker_client import (
+    MAX_ERROR_CHARS,
+    ClientFactory,
+    LazyDockerClient,
+    default_client_factory,
+    describe_docker_error,
+)
+from sre_agent.docker_client import DockerUnavailable as DockerUnavailable  # re-exported
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.evidence.docker import CONTAINER_NAME_RE
 from sre_agent.evidence.redact import redact
 
-MAX_ERROR_CHARS = 500
 T = TypeVar("T")
-ClientFactory = Callable[[], Any]
 
 # RFC 3339 as Docker writes it: nanoseconds, "Z" or an offset ("0001-01-01T00:00:00Z" = never).
 _RFC3339_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?\s*([Zz]|[+-]\d{2}:?\d{2})?$")
-
-
-class DockerUnavailable(Exception):
-    """The Docker daemon could not be reached (or the client could not be built)."""
 
 
 class ContainerMissing(Exception):
@@ -72,11 +71,6 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _short_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return redact(text)[:MAX_ERROR_CHARS]
-
-
 def _api_error(exc: APIError) -> str:
     explanation = getattr(exc, "explanation", None) or str(exc)
     code = exc.status_code if getattr(exc, "response", None) is not None else None
@@ -99,56 +93,16 @@ def container_facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _default_factory(timeout_s: float) -> ClientFactory:
-    def build() -> Any:
-        return docker.from_env(timeout=max(1, round(timeout_s)))
-    return build
-
-
-class _DockerClientHolder:
-    """A lazily built docker client, dropped after a connection-level failure."""
-
-    def __init__(self, factory: ClientFactory) -> None:
-        self._factory = factory
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                try:
-                    self._client = self._factory()
-                except (DockerException, requests.RequestException, OSError) as exc:
-                    raise DockerUnavailable(_short_error(exc)) from exc
-            return self._client
-
-    def _drop(self, client: Any) -> None:
-        with self._lock:
-            if self._client is client:
-                self._client = None
-        with contextlib.suppress(Exception):  # best effort on a broken client
-            client.close()
+class _DockerClientHolder(LazyDockerClient):
+    """The shared lazy client, with a missing container reported as ``ContainerMissing``."""
 
     def call(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(client)`` (in a worker thread). Connection failures → DockerUnavailable;
         a missing container → ContainerMissing; other API errors propagate as APIError."""
-        client = self._get()
         try:
-            return fn(client)
+            return super().call(fn)
         except NotFound as exc:
             raise ContainerMissing(str(exc)) from exc
-        except APIError:
-            raise  # the daemon answered (409, 500...): the client is fine
-        except (DockerException, requests.RequestException, OSError) as exc:
-            self._drop(client)
-            raise DockerUnavailable(_short_error(exc)) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
 
 
 def _check_target(target: str | None) -> str:
@@ -171,7 +125,8 @@ class DockerActionBackend:
         self.timeout_s = timeout_s
         self.stop_timeout_s = max(0, int(stop_timeout_s))
         # The SDK's HTTP timeout must outlast the stop timeout of a restart.
-        factory = client_factory or _default_factory(max(timeout_s, self.stop_timeout_s + 5))
+        factory = client_factory or default_client_factory(
+            max(timeout_s, self.stop_timeout_s + 5))
         self._docker = _DockerClientHolder(factory)
 
     def close(self) -> None:
@@ -237,7 +192,7 @@ class DockerActionBackend:
         except APIError as exc:
             return done(False, detail, _api_error(exc))
         except Exception as exc:  # never raise
-            return done(False, detail, _short_error(exc))
+            return done(False, detail, describe_docker_error(exc))
         return done(True, {**result, "kind": str(request.kind)})
 
     async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
@@ -285,7 +240,8 @@ class DockerContainerVerifier:
         self.settle_s = max(0.0, settle_s)
         self.stable_polls = max(1, stable_polls)
         self.request_timeout_s = request_timeout_s
-        self._docker = _DockerClientHolder(client_factory or _default_factory(request_timeout_s))
+        self._docker = _DockerClientHolder(
+            client_factory or default_client_factory(request_timeout_s))
 
     def close(self) -> None:
         self._docker.close()
@@ -321,7 +277,7 @@ class DockerContainerVerifier:
             except APIError as exc:
                 attrs, reason = None, _api_error(exc)
             except Exception as exc:  # never raise
-                attrs, reason = None, _short_error(exc)
+                attrs, reason = None, describe_docker_error(exc)
             now = time.monotonic()
             if attrs is None:
                 good_polls, stable_since = 0, None

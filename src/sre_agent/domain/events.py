@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -108,17 +109,20 @@ def event_hash(
     return hashlib.sha256((body + prev_hash).encode("utf-8")).hexdigest()
 
 
+@lru_cache(maxsize=4096)
+def _enc(value: str | None) -> str:
+    # The same few actors, types, timestamps and incident ids recur across a batch.
+    return json.dumps(value, ensure_ascii=False)
+
+
 def event_hash_from_text(
     *, seq: int, incident_id: str | None, type: str, at: str, actor: str, data_text: str,
     prev_hash: str,
 ) -> str:
     """``event_hash`` when the canonical JSON of ``data`` is already at hand (the append path
     encodes it once for storage): the same bytes, built without encoding ``data`` again."""
-    def enc(value: object) -> str:
-        return json.dumps(value, ensure_ascii=False)
-
-    body = (f'{{"actor":{enc(actor)},"at":{enc(at)},"data":{data_text},'
-            f'"incident_id":{enc(incident_id)},"seq":{seq},"type":{enc(type)}}}')
+    body = (f'{{"actor":{_enc(actor)},"at":{_enc(at)},"data":{data_text},'
+            f'"incident_id":{_enc(incident_id)},"seq":{seq},"type":{_enc(type)}}}')
     return hashlib.sha256((body + prev_hash).encode("utf-8")).hexdigest()
 
 

@@ -2,24 +2,28 @@
 
 The ``docker`` SDK is synchronous: every call runs in ``asyncio.to_thread`` under
 ``asyncio.wait_for``; the SDK's own request timeout bounds the thread. The client is built lazily
-and thrown away after a connection failure, so a daemon that comes back is picked up again.
+and thrown away after a connection failure (``sre_agent.docker_client.LazyDockerClient``), so a
+daemon that comes back is picked up again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-import docker
-import requests
-from docker.errors import APIError, DockerException, NotFound
+from docker.errors import NotFound
 
+from sre_agent.docker_client import (
+    ClientFactory,
+    LazyDockerClient,
+    default_client_factory,
+    describe_docker_error,
+)
+from sre_agent.docker_client import DockerUnavailable as DockerUnavailable  # re-exported
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.evidence.redact import redact
 
@@ -28,14 +32,6 @@ SOURCE = "docker"
 # the API (alert labels are untrusted and end up in a URL path).
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,254}$")
 MAX_LINE_CHARS = 1000
-MAX_ERROR_CHARS = 500
-
-T = TypeVar("T")
-ClientFactory = Callable[[], Any]
-
-
-class DockerUnavailable(Exception):
-    """The Docker daemon could not be reached (or the client could not be built)."""
 
 
 class InvalidContainerName(ValueError):
@@ -85,11 +81,6 @@ class ContainerSummary:
                    state=str((attrs.get("State") or {}).get("Status") or ""))
 
 
-def _short_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return redact(text)[:MAX_ERROR_CHARS]
-
-
 def _log_lines(raw: bytes | str, limit: int) -> list[str]:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     lines = redact(text).splitlines()
@@ -123,12 +114,6 @@ def state_data(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _default_factory(timeout_s: float) -> Callable[[], Any]:
-    def build() -> Any:
-        return docker.from_env(timeout=max(1, round(timeout_s)))
-    return build
-
-
 class DockerEvidence:
     """Container state and logs. Implements the ``EvidenceSource`` protocol."""
 
@@ -138,45 +123,11 @@ class DockerEvidence:
                  client_factory: ClientFactory | None = None) -> None:
         self.timeout_s = timeout_s
         self.log_tail = max(0, log_tail)
-        self._factory = client_factory or _default_factory(timeout_s)
-        self._client: Any = None
-        self._lock = threading.Lock()
-
-    # --- client lifecycle -------------------------------------------------------------------
-
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                try:
-                    self._client = self._factory()
-                except (DockerException, requests.RequestException, OSError) as exc:
-                    raise DockerUnavailable(_short_error(exc)) from exc
-            return self._client
-
-    def _drop_client(self, client: Any) -> None:
-        with self._lock:
-            if self._client is client:
-                self._client = None
-        with contextlib.suppress(Exception):  # best effort on a broken client
-            client.close()
-
-    def _call(self, fn: Callable[[Any], T]) -> T:
-        """Run ``fn(client)``; connection-level failures drop the client → DockerUnavailable."""
-        client = self._get_client()
-        try:
-            return fn(client)
-        except APIError:
-            raise  # the daemon answered (404, 409, 500...): the client is fine
-        except (DockerException, requests.RequestException, OSError) as exc:
-            self._drop_client(client)
-            raise DockerUnavailable(_short_error(exc)) from exc
+        # Connection-level failures drop the client → DockerUnavailable; APIError passes.
+        self._docker = LazyDockerClient(client_factory or default_client_factory(timeout_s))
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+        self._docker.close()
 
     # --- sync helpers (call them from a thread) ---------------------------------------------
 
@@ -184,14 +135,14 @@ class DockerEvidence:
         """All containers (running or not), optionally filtered by ``key`` / ``key=value``
         labels. Raises DockerUnavailable or docker.errors.APIError."""
         filters = {"label": list(label_filters)} if label_filters else None
-        entries = self._call(lambda c: c.api.containers(all=True, filters=filters))
+        entries = self._docker.call(lambda c: c.api.containers(all=True, filters=filters))
         return [ContainerSummary.from_list_entry(e) for e in entries]
 
     def inspect_container(self, name: str) -> ContainerSummary | None:
         """One container by name or id, None when it does not exist."""
         _check_name(name)
         try:
-            attrs = self._call(lambda c: c.api.inspect_container(name))
+            attrs = self._docker.call(lambda c: c.api.inspect_container(name))
         except NotFound:
             return None
         return ContainerSummary.from_inspect(attrs)
@@ -209,7 +160,7 @@ class DockerEvidence:
                 data["logs"] = self._logs_of(client, attrs["Id"], tail)
             return EvidenceStatus.OK, data
 
-        return self._call(work)
+        return self._docker.call(work)
 
     def _logs_sync(self, name: str, tail: int) -> tuple[EvidenceStatus, dict[str, Any]]:
         _check_name(name)
@@ -222,7 +173,7 @@ class DockerEvidence:
             status = EvidenceStatus.OK if lines else EvidenceStatus.NO_DATA
             return status, {"container": name, "tail": tail, "lines": lines}
 
-        return self._call(work)
+        return self._docker.call(work)
 
     @staticmethod
     def _logs_of(client: Any, ident: str, tail: int) -> list[str]:
@@ -248,7 +199,7 @@ class DockerEvidence:
         except DockerUnavailable as exc:
             status, error = EvidenceStatus.ERROR, f"docker unreachable: {exc}"
         except Exception as exc:  # never raise: an unexpected failure is evidence too
-            status, error = EvidenceStatus.ERROR, _short_error(exc)
+            status, error = EvidenceStatus.ERROR, describe_docker_error(exc)
         return Evidence(source=SOURCE, name=name, status=status, data=data, error=error,
                         duration_ms=round((time.perf_counter() - start) * 1000, 1))
 
