@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -62,7 +63,8 @@ WAIT_S = 90.0
 
 def steady(stack: DemoStack) -> bool:
     """The target is up in Prometheus, healthy in Docker, and no TargetDown is active."""
-    up = {s["metric"].get("instance"): s["value"][1] for s in stack.query('up{job="target"}')}
+    up = {s["metric"].get("instance"): s["value"][1]
+          for s in stack.query(f'up{{job="{stack.target.job}"}}')}
     if up.get(stack.target.instance) != "1":
         return False
     if any(a["labels"].get("alertname") == "TargetDown" for a in stack.prometheus_alerts()):
@@ -142,7 +144,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5")
-    options = StackOptions(mode="autonomous", agent_env={
+    # A job name of its own, so no other container labelled sre-agent.job=target on this
+    # Docker daemon can be taken for the benchmark's target.
+    options = StackOptions(mode="autonomous", target_job=f"target-ttr-{secrets.token_hex(3)}",
+                           agent_env={
         "SRE_AGENT_COOLDOWN_S": "0", "SRE_AGENT_MAX_ACTIONS_PER_HOUR": "1000",
         "SRE_AGENT_MAX_ACTIONS_PER_TARGET_PER_HOUR": "1000"})
     with tempfile.TemporaryDirectory(prefix="ttr-") as tmp, DemoStack(

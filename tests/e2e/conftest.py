@@ -6,6 +6,7 @@ Missing components skip the tests locally and fail them under CI=true.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,14 @@ def target_image() -> str:
 def make_stack(target_image: str, tmp_path: Path, request: pytest.FixtureRequest
                ) -> Iterator[Callable[..., DemoStack]]:
     """``make_stack(**StackOptions fields)``: a started, healthy stack (work folder under
-    tmp_path). Every stack is stopped afterwards; on failure the components' log tails are
-    printed."""
+    tmp_path, its own target job name). Every stack is stopped afterwards; on failure the
+    components' log tails are printed."""
     stacks: list[DemoStack] = []
 
     def factory(**options: Any) -> DemoStack:
+        # A job name of its own: another container on this Docker daemon labelled
+        # sre-agent.job=target (another test's) can never be taken for this stack's target.
+        options.setdefault("target_job", f"target-e2e-{secrets.token_hex(3)}")
         stack = DemoStack(StackOptions(work_dir=tmp_path / f"stack-{len(stacks)}",
                                        image=target_image, build_image=False, **options))
         stacks.append(stack)

@@ -18,7 +18,14 @@ from sre_agent.actions.docker import (
 )
 from sre_agent.actions.ports import ActionBackend, ActionRequest, ContainerVerifier
 from sre_agent.domain.diagnosis import ActionKind
-from tests.support.docker_helpers import ContainerJanitor, docker_client, unique_name, wait_until
+from tests.support.docker_helpers import (
+    ContainerJanitor,
+    client_fixture,  # noqa: F401 (a fixture)
+    docker_client,
+    janitor_fixture,  # noqa: F401 (a fixture)
+    unique_name,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,19 +35,6 @@ QUICK_STOP = ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"]
 SLEEPER = ["sh", "-c", "sleep 300"]
 HEALTHCHECK_1S = {"interval": 1_000_000_000, "timeout": 1_000_000_000, "retries": 3,
                   "start_period": 0}
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    c = docker_client()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def janitor(client: Any) -> Iterator[ContainerJanitor]:
-    with ContainerJanitor(client) as j:
-        yield j
 
 
 @pytest.fixture

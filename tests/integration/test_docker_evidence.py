@@ -16,24 +16,17 @@ from sre_agent.evidence.docker import DockerEvidence
 from sre_agent.evidence.http_probe import HttpProbe
 from sre_agent.evidence.targets import DockerTargetResolver
 from tests.support.components import free_port
-from tests.support.docker_helpers import ContainerJanitor, docker_client, unique_name, wait_until
+from tests.support.docker_helpers import (
+    ContainerJanitor,
+    client_fixture,  # noqa: F401 (a fixture)
+    janitor_fixture,  # noqa: F401 (a fixture)
+    unique_name,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    c = docker_client()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def janitor(client: Any) -> Iterator[ContainerJanitor]:
-    with ContainerJanitor(client) as j:
-        yield j
 
 
 @pytest.fixture

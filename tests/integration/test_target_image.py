@@ -11,14 +11,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.components import require
-from tests.support.docker_helpers import ContainerJanitor, docker_client, unique_name, wait_until
+from tests.support.docker_helpers import (
+    ContainerJanitor,
+    docker_client,
+    ensure_image,
+    janitor_fixture,  # noqa: F401 (a fixture)
+    unique_name,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +37,8 @@ LABELS = {"sre-agent.managed": "true", "sre-agent.job": "target",
 
 
 def ensure_base_image(client: Any) -> None:
-    import docker.errors
-
-    try:
-        client.images.get(BASE_IMAGE)
-        return
-    except docker.errors.ImageNotFound:
-        pass
-    result = subprocess.run(["bash", str(REPO / "scripts" / "build-local-images.sh")],
-                            capture_output=True, text=True, timeout=900, check=False)
-    try:
-        client.images.get(BASE_IMAGE)
-        found = True
-    except docker.errors.ImageNotFound:
-        found = False
-    require(found, f"cannot build {BASE_IMAGE} (scripts/build-local-images.sh): "
-                   f"{(result.stdout + result.stderr)[-500:]}")
+    ensure_image(client, BASE_IMAGE, ["bash", str(REPO / "scripts" / "build-local-images.sh")],
+                 timeout=900)
 
 
 def docker_build(dockerfile: str, tag: str, timeout: float) -> tuple[int, str, float]:
@@ -74,12 +65,6 @@ def target_image(client: Any) -> str:
     assert code == 0, output[-3000:]
     print(f"\n{TARGET_IMAGE} built in {seconds:.1f}s")
     return TARGET_IMAGE
-
-
-@pytest.fixture
-def janitor(client: Any) -> Iterator[ContainerJanitor]:
-    with ContainerJanitor(client) as j:
-        yield j
 
 
 def run_target(client: Any, janitor: ContainerJanitor, image: str, **env: str) -> Any:
@@ -181,12 +166,10 @@ def test_hang_turns_the_container_unhealthy_and_docker_restart_clears_it(
     wait_until(lambda: health_status(container) == "unhealthy", timeout=30,
                what="HEALTHCHECK unhealthy")
 
-    start = time.monotonic()
-    container.restart(timeout=5)  # what the agent does; SIGTERM is honoured as PID 1
-    assert time.monotonic() - start < 4.5
+    container.restart(timeout=5)  # what the agent does
     url = base_url(container)
     wait_until(lambda: answers(f"{url}/health"), timeout=20, what="/health after restart")
-    assert "shutting down" in logs(container)
+    assert "shutting down" in logs(container)  # SIGTERM honoured as PID 1, not SIGKILLed
 
 
 # --- the agent image from the same local base ----------------------------------------------

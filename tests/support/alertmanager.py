@@ -7,41 +7,25 @@
         post_alerts(am.url, [{"labels": {"alertname": "X"}}])
 
 Free port, temporary config and storage, gossip off (``--cluster.listen-address=``), fast
-grouping. The process is stopped by its PID in ``finally``. Under CI=true a missing binary fails
-the test instead of skipping it.
+grouping. The process is stopped by its PID in ``finally`` (``tests.support.processes``). Under
+CI=true a missing binary fails the test instead of skipping it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.components import free_port, require_binary
+from tests.support.components import require_binary
+from tests.support.processes import ServerProcess, start_on_free_port
 
 BINARY = "prometheus-alertmanager"
 
-
-@dataclass
-class AlertmanagerProcess:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    config_path: Path
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+AlertmanagerProcess = ServerProcess
 
 
 def alertmanager_config(webhook_url: str | None = None, *, bearer_token: str | None = None,
@@ -95,32 +79,6 @@ def post_alerts(base_url: str, alerts: list[dict[str, Any]]) -> None:
     http_json("POST", f"{base_url}/api/v2/alerts", alerts)
 
 
-def _wait_ready(proc: AlertmanagerProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.process.poll() is not None:
-            raise RuntimeError(f"alertmanager exited with {proc.process.returncode}:\n"
-                               f"{proc.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{proc.url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"alertmanager not ready after {timeout}s:\n{proc.log_tail()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def running_alertmanager(work_dir: Path, webhook_url: str | None = None, *,
                          config: str | None = None, ready_timeout: float = 30.0,
@@ -135,28 +93,14 @@ def running_alertmanager(work_dir: Path, webhook_url: str | None = None, *,
     config_path = work_dir / "alertmanager.yml"
     config_path.write_text(config if config is not None
                            else alertmanager_config(webhook_url, **config_options))
-    last_error: Exception | None = None
-    for attempt in range(3):  # a free port can be taken between choosing and binding it
-        port = free_port()
-        log_path = work_dir / f"alertmanager-{attempt}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [binary, f"--config.file={config_path}",
-                 f"--storage.path={work_dir / f'am-data-{attempt}'}",
-                 f"--web.listen-address=127.0.0.1:{port}",
-                 f"--web.external-url=http://127.0.0.1:{port}",
-                 "--cluster.listen-address=", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT)
-        proc = AlertmanagerProcess(url=f"http://127.0.0.1:{port}", port=port, process=process,
-                                   config_path=config_path, log_path=log_path)
-        try:
-            try:
-                _wait_ready(proc, ready_timeout)
-            except RuntimeError as exc:
-                last_error = exc
-                continue
-            yield proc
-            return
-        finally:
-            _stop(process)
-    raise RuntimeError(f"alertmanager did not start: {last_error}")
+
+    def command(port: int, attempt: int) -> list[str]:
+        return [binary, f"--config.file={config_path}",
+                f"--storage.path={work_dir / f'am-data-{attempt}'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--web.external-url=http://127.0.0.1:{port}",
+                "--cluster.listen-address=", "--log.level=warn"]
+
+    with start_on_free_port(command, work_dir, name="alertmanager", config_path=config_path,
+                            ready_timeout=ready_timeout) as proc:
+        yield proc

@@ -7,6 +7,10 @@ removed afterwards.
 
 Every container gets a unique name (``sre-test-<prefix>-<random>``) and the label
 ``sre-agent.test=1``; the janitor removes what it created (force) in ``__exit__``.
+
+The pytest fixtures ``client`` (module-scoped) and ``janitor`` are used by importing
+``client_fixture`` / ``janitor_fixture`` into a test module (``janitor`` asks for ``client``:
+import both, or define a ``client`` fixture there).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import pytest
 
 from tests.support.components import require, require_docker
 
@@ -35,26 +41,32 @@ def docker_client() -> Any:
     return docker.from_env(timeout=30)
 
 
-def ensure_busybox_image(client: Any) -> str:
-    """The busybox image tag, built by scripts/build-local-images.sh when it is missing."""
+def has_image(client: Any, tag: str) -> bool:
     import docker.errors
 
     try:
-        client.images.get(BUSYBOX_IMAGE)
-        return BUSYBOX_IMAGE
+        client.images.get(tag)
+        return True
     except docker.errors.ImageNotFound:
-        pass
+        return False
+
+
+def ensure_image(client: Any, tag: str, build_cmd: list[str], timeout: float) -> str:
+    """``tag``, built by running ``build_cmd`` when it is missing (skip locally / fail under
+    CI=true when it is missing still)."""
+    if has_image(client, tag):
+        return tag
+    result = subprocess.run(build_cmd, capture_output=True, text=True, timeout=timeout,
+                            check=False)
+    require(has_image(client, tag), f"could not build {tag} ({' '.join(build_cmd)}): "
+                                    f"{(result.stdout + result.stderr)[-1000:]}")
+    return tag
+
+
+def ensure_busybox_image(client: Any) -> str:
+    """The busybox image tag, built by scripts/build-local-images.sh when it is missing."""
     script = REPO_ROOT / "scripts" / "build-local-images.sh"
-    result = subprocess.run([str(script), "--busybox-only"], capture_output=True, text=True,
-                            timeout=300, check=False)
-    try:
-        client.images.get(BUSYBOX_IMAGE)
-        found = True
-    except docker.errors.ImageNotFound:
-        found = False
-    require(found, f"could not build {BUSYBOX_IMAGE}: {result.stdout[-500:]}"
-                   f"{result.stderr[-500:]}")
-    return BUSYBOX_IMAGE
+    return ensure_image(client, BUSYBOX_IMAGE, [str(script), "--busybox-only"], timeout=300)
 
 
 def unique_name(prefix: str) -> str:
@@ -110,3 +122,18 @@ class ContainerJanitor:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.cleanup()
+
+
+@pytest.fixture(scope="module", name="client")
+def client_fixture() -> Iterator[Any]:
+    """A docker client for the whole test module, closed afterwards."""
+    c = docker_client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(name="janitor")
+def janitor_fixture(client: Any) -> Iterator[ContainerJanitor]:
+    """Runs test containers and removes them after the test."""
+    with ContainerJanitor(client) as j:
+        yield j

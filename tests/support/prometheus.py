@@ -3,39 +3,25 @@
     with running_prometheus(tmp_path, targets=["127.0.0.1:28080"], job="web") as prom:
         wait_for_value(prom.url, 'up{job="web"}', lambda v: v == 1)
 
-The process is stopped by its PID in ``finally``. Under CI=true a missing binary fails the test.
+The process is stopped by its PID in ``finally`` (``tests.support.processes``). Under CI=true a
+missing binary fails the test.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.components import free_port, require_binary
+from tests.support.components import require_binary
+from tests.support.processes import ServerProcess, start_on_free_port
 
-
-@dataclass
-class PrometheusProcess:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    config_path: Path
-    log_path: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+PrometheusProcess = ServerProcess
 
 
 def prometheus_config(targets: list[str], job: str, *, rule_files: list[str] | None = None,
@@ -82,32 +68,6 @@ def wait_for_value(base_url: str, promql: str, predicate: Callable[[float], bool
     raise AssertionError(f"{promql!r} never satisfied the predicate within {timeout}s: {last!r}")
 
 
-def _wait_ready(proc: PrometheusProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with {proc.process.returncode}:\n"
-                               f"{proc.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{proc.url}/-/ready", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"prometheus not ready after {timeout}s:\n{proc.log_tail()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def running_prometheus(work_dir: Path, targets: list[str], job: str = "target", *,
                        rules: str | None = None, alertmanager: str | None = None,
@@ -129,27 +89,13 @@ def running_prometheus(work_dir: Path, targets: list[str], job: str = "target", 
     config_path.write_text(prometheus_config(targets, job, rule_files=rule_files,
                                              alertmanager=alertmanager,
                                              metrics_path=metrics_path))
-    last_error: Exception | None = None
-    for attempt in range(3):  # a free port can be taken between choosing and binding it
-        port = free_port()
-        log_path = work_dir / f"prometheus-{attempt}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [binary, f"--config.file={config_path}",
-                 f"--storage.tsdb.path={work_dir / f'data-{attempt}'}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-                 "--storage.tsdb.retention.time=1h"],
-                stdout=log, stderr=subprocess.STDOUT)
-        proc = PrometheusProcess(url=f"http://127.0.0.1:{port}", port=port, process=process,
-                                 config_path=config_path, log_path=log_path)
-        try:
-            try:
-                _wait_ready(proc, ready_timeout)
-            except RuntimeError as exc:
-                last_error = exc
-                continue
-            yield proc
-            return
-        finally:
-            _stop(process)
-    raise RuntimeError(f"prometheus did not start: {last_error}")
+
+    def command(port: int, attempt: int) -> list[str]:
+        return [binary, f"--config.file={config_path}",
+                f"--storage.tsdb.path={work_dir / f'data-{attempt}'}",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+                "--storage.tsdb.retention.time=1h"]
+
+    with start_on_free_port(command, work_dir, name="prometheus", config_path=config_path,
+                            ready_timeout=ready_timeout) as proc:
+        yield proc

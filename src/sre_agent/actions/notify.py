@@ -7,14 +7,11 @@ Without a configured URL the notification is recorded only, and that counts as s
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
+from sre_agent.actions.http import PostFailed, ResultTimer, post_json
 from sre_agent.actions.ports import ActionRequest, ActionResult
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.evidence.redact import redact
@@ -72,13 +69,11 @@ class WebhookNotifier:
                 text = text.replace(path, "/…")
         return redact(text)[:MAX_BODY_EXCERPT]
 
+    def _describe(self, exc: BaseException) -> str:
+        return self._scrub(f"{type(exc).__name__}: {exc}")
+
     async def execute(self, request: ActionRequest) -> ActionResult:
-        start = time.perf_counter()
-
-        def done(ok: bool, detail: dict[str, Any], error: str | None = None) -> ActionResult:
-            return ActionResult(ok=ok, detail=detail, error=error,
-                                duration_ms=round((time.perf_counter() - start) * 1000, 1))
-
+        done = ResultTimer()
         if request.kind not in self.kinds:
             return done(False, {}, f"unsupported action kind {request.kind!s}")
         body = notification_body(request)
@@ -88,23 +83,16 @@ class WebhookNotifier:
         detail: dict[str, Any] = {"delivered": False, "destination": self.destination,
                                   "text": body["text"]}
         try:
-            response = await asyncio.wait_for(self._post(self.url, body), self.timeout_s + 1)
-        except (TimeoutError, httpx.TimeoutException):
-            return done(False, detail, f"notification timed out after {self.timeout_s:g}s")
-        except httpx.HTTPError as exc:
-            return done(False, detail, "notification failed: "
-                        + self._scrub(f"{type(exc).__name__}: {exc}"))
-        except Exception as exc:  # never raise
-            return done(False, detail, self._scrub(f"{type(exc).__name__}: {exc}"))
+            response = await post_json(self.url, body, self.timeout_s, peer="notification",
+                                       transport_error="notification failed",
+                                       describe=self._describe)
+        except PostFailed as exc:
+            return done(False, detail, str(exc))
         detail["status_code"] = response.status_code
         if not response.is_success:
             return done(False, detail, f"notification receiver answered {response.status_code}: "
                         + self._scrub(response.text.strip()))
         return done(True, {**detail, "delivered": True})
-
-    async def _post(self, url: str, body: dict[str, Any]) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            return await client.post(url, json=body)
 
     async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
         """A webhook leaves no trace that can be read back: cannot tell."""

@@ -8,12 +8,12 @@ in its comment, so that ``reconcile`` can find it again after a crash without cr
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from sre_agent.actions.http import PostFailed, ResultTimer, post_json
 from sre_agent.actions.ports import ActionRequest, ActionResult
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.evidence.redact import redact
@@ -50,11 +50,6 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return redact(text)[:500]
-
-
 class AlertmanagerSilenceBackend:
     """``silence_alert``. Implements ``ActionBackend``."""
 
@@ -88,12 +83,7 @@ class AlertmanagerSilenceBackend:
                 "createdBy": self.created_by, "comment": comment}
 
     async def execute(self, request: ActionRequest) -> ActionResult:
-        start = time.perf_counter()
-
-        def done(ok: bool, detail: dict[str, Any], error: str | None = None) -> ActionResult:
-            return ActionResult(ok=ok, detail=detail, error=error,
-                                duration_ms=round((time.perf_counter() - start) * 1000, 1))
-
+        done = ResultTimer()
         if request.kind not in self.kinds:
             return done(False, {}, f"unsupported action kind {request.kind!s}")
         try:
@@ -103,13 +93,11 @@ class AlertmanagerSilenceBackend:
         detail: dict[str, Any] = {"matchers": body["matchers"], "starts_at": body["startsAt"],
                                   "ends_at": body["endsAt"]}
         try:
-            response = await asyncio.wait_for(self._post(body), self.timeout_s + 1)
-        except (TimeoutError, httpx.TimeoutException):
-            return done(False, detail, f"alertmanager timed out after {self.timeout_s:g}s")
-        except httpx.HTTPError as exc:
-            return done(False, detail, f"alertmanager unreachable: {_error_text(exc)}")
-        except Exception as exc:  # never raise
-            return done(False, detail, _error_text(exc))
+            response = await post_json(self.silences_url, body, self.timeout_s,
+                                       peer="alertmanager",
+                                       transport_error="alertmanager unreachable")
+        except PostFailed as exc:
+            return done(False, detail, str(exc))
         if not response.is_success:
             excerpt = redact(response.text.strip())[:MAX_BODY_EXCERPT]
             return done(False, {**detail, "status_code": response.status_code},
@@ -121,10 +109,6 @@ class AlertmanagerSilenceBackend:
                         "alertmanager answered without a silenceID: "
                         f"{redact(response.text.strip())[:MAX_BODY_EXCERPT]}")
         return done(True, {**detail, "silence_id": silence_id})
-
-    async def _post(self, body: dict[str, Any]) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            return await client.post(self.silences_url, json=body)
 
     async def _list(self) -> list[dict[str, Any]]:
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:

@@ -112,12 +112,22 @@ def fast_for(seconds: float) -> int:
     return int(max(FOR_MIN_S, min(FOR_MAX_S, round(seconds / FOR_DIVISOR))))
 
 
-def fast_rules(source: Mapping[str, Any],
-               overrides: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """``alert_rules.yml`` with every ``for`` shortened (``overrides``: alert → seconds)."""
+def rename_job(expr: str, old: str, new: str) -> str:
+    """``job="old"`` (and ``job=~"old"``) label matchers in a PromQL expression → ``new``."""
+    return re.sub(r'(\bjob\s*=~?\s*")' + re.escape(old) + '"', lambda m: f'{m.group(1)}{new}"',
+                  expr)
+
+
+def fast_rules(source: Mapping[str, Any], overrides: Mapping[str, int] | None = None,
+               jobs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``alert_rules.yml`` with every ``for`` shortened (``overrides``: alert → seconds) and
+    the job matchers renamed (``jobs``: old → new)."""
     rules = copy.deepcopy(dict(source))
     for group in rules.get("groups", []):
         for rule in group.get("rules", []):
+            for old, new in (jobs or {}).items():
+                if "expr" in rule and old != new:
+                    rule["expr"] = rename_job(str(rule["expr"]), old, new)
             if "alert" not in rule:
                 continue
             name = str(rule["alert"])
@@ -137,9 +147,11 @@ def rule_for_seconds(rules: Mapping[str, Any]) -> dict[str, float]:
 def fast_prometheus_config(source: Mapping[str, Any], *, jobs: Mapping[str, list[str]],
                            alertmanager: str, rules_path: Path,
                            scrape_interval_s: int = SCRAPE_INTERVAL_S,
-                           evaluation_interval_s: int = EVALUATION_INTERVAL_S) -> dict[str, Any]:
+                           evaluation_interval_s: int = EVALUATION_INTERVAL_S,
+                           rename: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``prometheus.yml`` with the addresses, the rule file and the intervals replaced. Jobs
-    not in ``jobs`` are dropped (their compose host names do not resolve here)."""
+    not in ``jobs`` are dropped (their compose host names do not resolve here); ``rename``
+    (old → new job name) is applied first."""
     config = copy.deepcopy(dict(source))
     config["global"] = {**config.get("global", {}),
                         "scrape_interval": f"{scrape_interval_s}s",
@@ -150,7 +162,8 @@ def fast_prometheus_config(source: Mapping[str, Any], *, jobs: Mapping[str, list
         manager["static_configs"] = [{"targets": [alertmanager]}]
     scrape_configs = []
     for job in config.get("scrape_configs", []):
-        name = job.get("job_name")
+        name = (rename or {}).get(job.get("job_name"), job.get("job_name"))
+        job["job_name"] = name
         if jobs.get(name):
             job["static_configs"] = [{"targets": list(jobs[name])}]
             scrape_configs.append(job)
@@ -303,12 +316,13 @@ def _wait(what: str, predicate: Callable[[], bool], timeout: float,
 @dataclass(frozen=True)
 class TargetSpec:
     """One demo target container. ``managed=False`` leaves out ``sre-agent.managed=true``
-    (the agent must never touch it); ``labels=False`` leaves out the discovery labels too."""
+    (the agent must never touch it); ``labels=False`` leaves out the discovery labels too.
+    ``job``: its scrape job and ``sre-agent.job`` label; None is the stack's target job."""
 
     suffix: str = "target"
     managed: bool = True
     labels: bool = True
-    job: str = "target"
+    job: str | None = None
     scrape: bool = True
     env: Mapping[str, str] = field(default_factory=dict)
 
@@ -334,6 +348,11 @@ class StackOptions:
     group_wait_s: int = GROUP_WAIT_S
     group_interval_s: int = GROUP_INTERVAL_S
     rule_for_s: Mapping[str, int] | None = None  # alert name → `for` seconds
+    # The job the targets are scraped under. "target" is the monitoring files' contract; tests
+    # use a name of their own (the rules' job="target" matchers are renamed with it), so that
+    # no other container on a shared Docker daemon labelled sre-agent.job=target (another
+    # test's, a compose demo's) can ever be resolved as this stack's target.
+    target_job: str = "target"
     ready_timeout_s: float = 60.0
     log_level: str = "info"            # Prometheus' and Alertmanager's (debug shows each flush)
 
@@ -343,6 +362,7 @@ class Target:
     spec: TargetSpec
     container: Any
     port: int
+    job: str
 
     @property
     def name(self) -> str:
@@ -422,12 +442,10 @@ class DemoStack:
     @property
     def docker(self) -> Any:
         if self._docker is None:
-            # docker.client, not docker: a top-level docker/ folder in the checkout would
-            # shadow the SDK's package for mypy.
-            from docker.client import DockerClient
+            import docker
 
             try:
-                self._docker = DockerClient.from_env(timeout=60)
+                self._docker = docker.from_env(timeout=60)
                 self._docker.ping()
             except Exception as exc:  # DockerException, requests' ConnectionError
                 self._docker = None
@@ -494,7 +512,8 @@ class DemoStack:
     def _target_labels(self, spec: TargetSpec, port: int) -> dict[str, str]:
         labels = {DEMO_LABEL: self.run_id}
         if spec.labels:
-            labels.update({"sre-agent.job": spec.job, "sre-agent.instance": f"{HOST}:{port}",
+            labels.update({"sre-agent.job": spec.job or self.options.target_job,
+                           "sre-agent.instance": f"{HOST}:{port}",
                            "sre-agent.health-url": f"http://{HOST}:{port}/health"})
         if spec.managed:
             labels["sre-agent.managed"] = "true"
@@ -522,7 +541,7 @@ class DemoStack:
                 if "allocated" in str(exc) or "in use" in str(exc):
                     continue
                 raise StackError(f"cannot start target container: {exc}") from exc
-            return Target(spec, container, port)
+            return Target(spec, container, port, spec.job or self.options.target_job)
         raise StackError(f"cannot publish the target on a free port: {last}")
 
     def _agent_env(self) -> dict[str, str]:
@@ -601,13 +620,14 @@ class DemoStack:
 
     def _start_prometheus(self) -> None:
         rules_source = yaml.safe_load((self.repo / "monitoring" / "alert_rules.yml").read_text())
-        self.rules = fast_rules(rules_source, self.options.rule_for_s)
+        rename = {"target": self.options.target_job}
+        self.rules = fast_rules(rules_source, self.options.rule_for_s, rename)
         rules_path = self.work_dir / "alert_rules.yml"
         rules_path.write_text(yaml.safe_dump(self.rules, sort_keys=False))
         jobs: dict[str, list[str]] = {}
         for target in self.targets:
             if target.spec.scrape:
-                jobs.setdefault(target.spec.job, []).append(target.instance)
+                jobs.setdefault(target.job, []).append(target.instance)
         source = yaml.safe_load((self.repo / "monitoring" / "prometheus.yml").read_text())
         path = self.work_dir / "prometheus.yml"
         for attempt in range(3):
@@ -617,7 +637,7 @@ class DemoStack:
             config = fast_prometheus_config(
                 source, jobs=jobs, alertmanager=f"{HOST}:{self.alertmanager_port}",
                 rules_path=rules_path, scrape_interval_s=self.options.scrape_interval_s,
-                evaluation_interval_s=self.options.evaluation_interval_s)
+                evaluation_interval_s=self.options.evaluation_interval_s, rename=rename)
             path.write_text(yaml.safe_dump(config, sort_keys=False))
             self.prometheus = _spawn("prometheus", [
                 self.prometheus_binary, f"--config.file={path}",
