@@ -526,12 +526,15 @@ class DemoStack:
         last: Exception | None = None
         for _attempt in range(5):  # a free port can be taken between choosing and binding it
             port = free_port()
-            container = client.containers.create(
-                self.image, detach=True, name=f"sre-demo-{self.run_id}-{spec.suffix}",
-                labels=self._target_labels(spec, port),
-                environment={**self.options.target_env, **spec.env},
-                ports={f"{TARGET_PORT}/tcp": (HOST, port)},
-                healthcheck=dict(FAST_HEALTHCHECK))
+            try:
+                container = client.containers.create(
+                    self.image, detach=True, name=f"sre-demo-{self.run_id}-{spec.suffix}",
+                    labels=self._target_labels(spec, port),
+                    environment={**self.options.target_env, **spec.env},
+                    ports={f"{TARGET_PORT}/tcp": (HOST, port)},
+                    healthcheck=dict(FAST_HEALTHCHECK))
+            except docker.errors.APIError as exc:  # no such image, name taken...
+                raise StackError(f"cannot create the target container: {exc}") from exc
             try:
                 container.start()
             except docker.errors.APIError as exc:
