@@ -55,9 +55,11 @@ class HttpProbe:
             error = "not an http(s) URL"
         else:
             try:
-                async with asyncio.timeout(self.timeout_s), httpx.AsyncClient(
-                        timeout=httpx.Timeout(self.timeout_s), follow_redirects=False,
-                        trust_env=False, verify=self._ssl) as client, client.stream("GET", url) as response:
+                client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s),
+                                           follow_redirects=False, trust_env=False,
+                                           verify=self._ssl)
+                async with asyncio.timeout(self.timeout_s), client, client.stream(
+                        "GET", url) as response:
                     body = b""
                     async for chunk in response.aiter_bytes():
                         body += chunk
