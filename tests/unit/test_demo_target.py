@@ -212,19 +212,14 @@ def test_stop_also_ends_kept_alive_connections(exits: ExitRecorder) -> None:
         demo.stop()
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def test_leak_fault_holds_memory_and_grows_the_gauge(app: DemoApp) -> None:
-    rss_before = _rss()
+    # (The process-wide RSS of a shared pytest process is no reliable measure; the target image
+    # test and the HighMemoryGrowth rule see the real growth.)
     status, body = post(f"{app.url}/fault/leak?mb=16")
     assert status == 200 and f'"total_bytes": {16 * 2**20}' in body
     assert post(f"{app.url}/fault/leak")[0] == 200  # default 10 MiB
     assert metric(app, "demo_memory_leak_bytes") == 26 * 2**20
     assert metric(app, "demo_fault_active", fault="leak") == 1
-    assert _rss() - rss_before > 20 * 2**20  # the pages are really resident
     assert post(f"{app.url}/fault/leak?mb=0")[0] == 400
     assert post(f"{app.url}/fault/leak?mb=100000")[0] == 400
     assert post(f"{app.url}/fault/clear")[0] == 200
