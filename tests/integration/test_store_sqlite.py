@@ -193,3 +193,33 @@ async def test_failed_runs_are_retried_with_backoff(tmp_path: Path) -> None:
     finally:
         await runner.stop()
         await store.close()
+
+
+async def test_track_record_counts_only_finished_attempts(tmp_path: Path) -> None:
+    """An action still being verified is neither a success nor a failure yet."""
+    store = SqlEventStore(f"sqlite:///{tmp_path / 't.db'}")
+    try:
+        result = await store.ingest(WebhookNotification.model_validate(notification()))
+        inc = result.touched[0]
+
+        def proposed(aid: str) -> NewEvent:
+            return NewEvent(EventType.ACTION_PROPOSED, Actor.AGENT, inc, {
+                "action_id": aid, "idempotency_key": f"{inc}:{aid}", "kind": "restart_container",
+                "target": "web", "reason": "r", "alertname": "TargetDown", "proposal": {}})
+
+        await store.append([proposed("a1"), proposed("a2"), proposed("a3"),
+                            NewEvent(EventType.ACTION_STARTED, Actor.AGENT, inc,
+                                     {"action_id": "a1"}),
+                            NewEvent(EventType.ACTION_STARTED, Actor.AGENT, inc,
+                                     {"action_id": "a2"}),
+                            NewEvent(EventType.ACTION_STARTED, Actor.AGENT, inc,
+                                     {"action_id": "a3"})])
+        assert await store.action_stats() == []  # three in flight: no verdict yet
+        await store.append([
+            NewEvent(EventType.ACTION_SUCCEEDED, Actor.AGENT, inc, {"action_id": "a1"}),
+            NewEvent(EventType.VERIFICATION_PASSED, Actor.AGENT, inc, {"action_id": "a1"}),
+            NewEvent(EventType.ACTION_FAILED, Actor.AGENT, inc, {"action_id": "a2"})])
+        [row] = await store.action_stats()
+        assert (row["attempts"], row["successes"]) == (2, 1)
+    finally:
+        await store.close()

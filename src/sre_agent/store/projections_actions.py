@@ -65,12 +65,16 @@ def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
         changes["result"] = {**(_current_result(conn, d["action_id"])),
                              "verification": d.get("result", {})}
     conn.execute(update(actions).where(actions.c.id == d["action_id"]).values(**changes))
-    if t in (EventType.ACTION_STARTED, EventType.VERIFICATION_PASSED):
+    # The track record counts finished attempts only: an action still being verified is neither
+    # a success nor a failure yet (counting it at ActionStarted made in-flight restarts look
+    # like failures and sent the next incident to approval).
+    if t in (EventType.VERIFICATION_PASSED, EventType.VERIFICATION_FAILED,
+             EventType.ACTION_FAILED):
         row = conn.execute(select(actions.c.alertname, actions.c.kind)
                            .where(actions.c.id == d["action_id"])).first()
         if row is not None:
-            key = "attempts" if t == EventType.ACTION_STARTED else "successes"
-            _bump_stats(conn, row.alertname, row.kind, **{key: 1})
+            passed = 1 if t == EventType.VERIFICATION_PASSED else 0
+            _bump_stats(conn, row.alertname, row.kind, attempts=1, successes=passed)
 
 
 def _current_result(conn: Connection, action_id: str) -> dict[str, Any]:
