@@ -50,12 +50,9 @@ from tests.e2e.timeline import (
 )
 
 from benchmarks.common import machine, write_result
-from sre_agent.demo.stack import (
-    DemoStack,
-    StackOptions,
-    parse_time,
-    rule_for_seconds,
-)
+from sre_agent.demo.configs import rule_for_seconds
+from sre_agent.demo.processes import parse_time
+from sre_agent.demo.stack import DemoStack, StackOptions
 
 AM_MAINTENANCE_S = 30.0  # Alertmanager removes empty aggregation groups on this tick
 WAIT_S = 90.0

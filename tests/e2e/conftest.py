@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from sre_agent.demo.images import ImageError, ensure_target_image
-from sre_agent.demo.stack import DemoStack, StackOptions, find_repo_root
+from sre_agent.demo.images import ImageError, ensure_target_image, find_repo_root
+from sre_agent.demo.stack import DemoStack, StackOptions
 from tests.support.components import require, require_binary, require_docker
 from tests.support.docker_helpers import docker_client
 

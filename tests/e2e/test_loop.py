@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from sre_agent.demo.stack import DemoStack, Target, TargetSpec, parse_time
+from sre_agent.demo.processes import parse_time
+from sre_agent.demo.stack import DemoStack, Target, TargetSpec
 from tests.e2e.timeline import (
     AlertWatcher,
     Timeline,

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sre_agent.demo.stack import DemoStack, Target, parse_time
+from sre_agent.demo.processes import parse_time
+from sre_agent.demo.stack import DemoStack, Target
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 T = TypeVar("T")

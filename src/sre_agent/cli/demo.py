@@ -76,7 +76,8 @@ def _print_banner(stack: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from sre_agent.cli.common import fail
     from sre_agent.demo.images import DEFAULT_TARGET_IMAGE, ImageError
-    from sre_agent.demo.stack import DEFAULT_TARGET_ENV, DemoStack, StackError, StackOptions
+    from sre_agent.demo.processes import StackError
+    from sre_agent.demo.stack import DEFAULT_TARGET_ENV, DemoStack, StackOptions
 
     options = StackOptions(
         mode=args.mode, data_dir=None if args.temp_data else args.data_dir.resolve(),

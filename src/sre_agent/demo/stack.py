@@ -28,20 +28,16 @@ which also runs when ``start()`` fails half-way and on leaving the ``with`` bloc
 from __future__ import annotations
 
 import contextlib
-import copy
+import functools
 import os
-import re
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,6 +45,15 @@ from typing import Any
 import httpx
 import yaml
 
+from sre_agent.demo.configs import (
+    EVALUATION_INTERVAL_S,
+    GROUP_INTERVAL_S,
+    GROUP_WAIT_S,
+    SCRAPE_INTERVAL_S,
+    fast_alertmanager_config,
+    fast_prometheus_config,
+    fast_rules,
+)
 from sre_agent.demo.images import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_TARGET_IMAGE,
@@ -56,18 +61,23 @@ from sre_agent.demo.images import (
     ensure_target_image,
     find_repo_root,
 )
+from sre_agent.demo.processes import (
+    HOST,
+    Process,
+    StackError,
+    find_binary,
+    free_port,
+    http_client,
+    spawn,
+    url_ok,
+    wait_for,
+    write_private,
+)
 
 PROMETHEUS_BINARIES = ("prometheus",)
 ALERTMANAGER_BINARIES = ("prometheus-alertmanager", "alertmanager")
-HOST = "127.0.0.1"
 TARGET_PORT = 8080
 DEMO_LABEL = "sre-agent.demo"
-# Timings of the fast copies (seconds).
-SCRAPE_INTERVAL_S = 1
-EVALUATION_INTERVAL_S = 1
-GROUP_WAIT_S = 1
-GROUP_INTERVAL_S = 5
-FOR_MIN_S, FOR_MAX_S, FOR_DIVISOR = 2, 5, 6
 # The demo target: self probe every second (TargetUnhealthy), built-in traffic for the rate
 # alerts (HighErrorRate, HighLatency).
 DEFAULT_TARGET_ENV: Mapping[str, str] = {"DEMO_SELF_PROBE_INTERVAL_S": "1",
@@ -85,230 +95,6 @@ AGENT_DEFAULTS: Mapping[str, str] = {
     "SRE_AGENT_DOCKER_STOP_TIMEOUT_S": "5",
 }
 FAULTS = ("crash", "hang", "errors?rate=0.9", "latency?ms=800", "leak", "clear")
-
-
-class StackError(RuntimeError):
-    """A component is missing, did not start or did not become healthy."""
-
-
-# --- configuration derived from monitoring/*.yml --------------------------------------------
-
-_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def parse_duration(text: str) -> float:
-    """A Prometheus duration (``30s``, ``1m30s``, ``500ms``) in seconds."""
-    text = str(text).strip()
-    parts = _DURATION_RE.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a Prometheus duration: {text!r}")
-    return float(sum(int(n) * _UNIT_S[u] for n, u in parts))
-
-
-def fast_for(seconds: float) -> int:
-    """The ``for`` of the fast copy: a sixth of the real one, clamped to 2..5 s
-    (10 s → 2 s, 15 s → 2 s, 30 s → 5 s)."""
-    return int(max(FOR_MIN_S, min(FOR_MAX_S, round(seconds / FOR_DIVISOR))))
-
-
-def rename_job(expr: str, old: str, new: str) -> str:
-    """``job="old"`` (and ``job=~"old"``) label matchers in a PromQL expression → ``new``."""
-    return re.sub(r'(\bjob\s*=~?\s*")' + re.escape(old) + '"', lambda m: f'{m.group(1)}{new}"',
-                  expr)
-
-
-def fast_rules(source: Mapping[str, Any], overrides: Mapping[str, int] | None = None,
-               jobs: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``alert_rules.yml`` with every ``for`` shortened (``overrides``: alert → seconds) and
-    the job matchers renamed (``jobs``: old → new)."""
-    rules = copy.deepcopy(dict(source))
-    for group in rules.get("groups", []):
-        for rule in group.get("rules", []):
-            for old, new in (jobs or {}).items():
-                if "expr" in rule and old != new:
-                    rule["expr"] = rename_job(str(rule["expr"]), old, new)
-            if "alert" not in rule:
-                continue
-            name = str(rule["alert"])
-            if overrides and name in overrides:
-                rule["for"] = f"{int(overrides[name])}s"
-            elif "for" in rule:
-                rule["for"] = f"{fast_for(parse_duration(rule['for']))}s"
-    return rules
-
-
-def rule_for_seconds(rules: Mapping[str, Any]) -> dict[str, float]:
-    """alert name → its ``for`` in seconds (0 when it has none)."""
-    return {str(r["alert"]): parse_duration(r["for"]) if "for" in r else 0.0
-            for g in rules.get("groups", []) for r in g.get("rules", []) if "alert" in r}
-
-
-def fast_prometheus_config(source: Mapping[str, Any], *, jobs: Mapping[str, list[str]],
-                           alertmanager: str, rules_path: Path,
-                           scrape_interval_s: int = SCRAPE_INTERVAL_S,
-                           evaluation_interval_s: int = EVALUATION_INTERVAL_S,
-                           rename: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``prometheus.yml`` with the addresses, the rule file and the intervals replaced. Jobs
-    not in ``jobs`` are dropped (their compose host names do not resolve here); ``rename``
-    (old → new job name) is applied first."""
-    config = copy.deepcopy(dict(source))
-    config["global"] = {**config.get("global", {}),
-                        "scrape_interval": f"{scrape_interval_s}s",
-                        "scrape_timeout": f"{scrape_interval_s}s",
-                        "evaluation_interval": f"{evaluation_interval_s}s"}
-    config["rule_files"] = [str(rules_path)]
-    for manager in config.get("alerting", {}).get("alertmanagers", []):
-        manager["static_configs"] = [{"targets": [alertmanager]}]
-    scrape_configs = []
-    for job in config.get("scrape_configs", []):
-        name = (rename or {}).get(job.get("job_name"), job.get("job_name"))
-        job["job_name"] = name
-        if jobs.get(name):
-            job["static_configs"] = [{"targets": list(jobs[name])}]
-            scrape_configs.append(job)
-    config["scrape_configs"] = scrape_configs
-    return config
-
-
-def fast_alertmanager_config(source: Mapping[str, Any], *, webhook_url: str,
-                             credentials_file: Path, group_wait_s: int = GROUP_WAIT_S,
-                             group_interval_s: int = GROUP_INTERVAL_S) -> dict[str, Any]:
-    """``alertmanager.yml`` with the webhook URL, the credentials file and the timers replaced;
-    every route and receiver is kept."""
-    config = copy.deepcopy(dict(source))
-    route = config.setdefault("route", {})
-    route["group_wait"] = f"{group_wait_s}s"
-    route["group_interval"] = f"{group_interval_s}s"
-    for receiver in config.get("receivers", []):
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = webhook_url
-            auth = hook.setdefault("http_config", {}).setdefault("authorization", {})
-            auth.pop("credentials", None)
-            auth["type"] = auth.get("type", "Bearer")
-            auth["credentials_file"] = str(credentials_file)
-    return config
-
-
-# --- small process and HTTP helpers ---------------------------------------------------------
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def find_binary(names: tuple[str, ...], explicit: str | None = None) -> str:
-    """The first of ``names`` on PATH, else in /usr/bin; ``explicit`` wins when given."""
-    if explicit:
-        if shutil.which(explicit) or Path(explicit).is_file():
-            return shutil.which(explicit) or explicit
-        raise StackError(f"{explicit} not found")
-    for name in names:
-        found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file()
-                                       else None)
-        if found:
-            return found
-    raise StackError(f"{' or '.join(names)} not found on PATH or in /usr/bin")
-
-
-def _http() -> httpx.Client:
-    return httpx.Client(timeout=5.0, trust_env=False)
-
-
-def _ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return httpx.get(url, timeout=timeout, trust_env=False).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret file readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-
-
-def parse_time(value: str) -> float:
-    """An ISO 8601 timestamp (the event log's ``at``, Prometheus' ``activeAt``, Docker's
-    nanosecond RFC 3339) as a Unix time."""
-    text = value.strip().replace("Z", "+00:00")
-    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(.*)$", text)
-    if m is not None and m.group(2):  # Python parses at most 6 fraction digits
-        text = m.group(1) + m.group(2)[:7] + m.group(3)
-    return datetime.fromisoformat(text).timestamp()
-
-
-@dataclass
-class Process:
-    """A child process started by the stack, with its log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return int(self.popen.pid)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``; by PID, this process only."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    self.popen.kill()
-                self.popen.wait(timeout=5)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.kill()
-            self.popen.wait(timeout=5)
-
-
-def _spawn(name: str, args: list[str], log_path: Path, *, env: Mapping[str, str] | None = None,
-           cwd: Path | None = None) -> Process:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, cwd=cwd,
-                                 env=dict(env) if env is not None else None,
-                                 start_new_session=True)  # Ctrl-C reaches the launcher only
-    return Process(name, popen, log_path)
-
-
-def _wait(what: str, predicate: Callable[[], bool], timeout: float,
-          process: Process | None = None, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if process is not None and not process.alive():
-            raise StackError(f"{process.name} exited with {process.popen.returncode} before "
-                             f"{what}:\n{process.log_tail()}")
-        if time.monotonic() > deadline:
-            tail = f":\n{process.log_tail()}" if process is not None else ""
-            raise StackError(f"{what} not reached within {timeout:g}s{tail}")
-        time.sleep(interval)
 
 
 # --- the stack ------------------------------------------------------------------------------
@@ -580,10 +366,10 @@ class DemoStack:
         if self.agent is not None and self.agent.alive():
             return self.agent
         cwd = self.options.agent_cwd or self.work_dir
-        self.agent = _spawn("agent", [sys.executable, "-m", "sre_agent", "serve", "--host", HOST,
+        self.agent = spawn("agent", [sys.executable, "-m", "sre_agent", "serve", "--host", HOST,
                                       "--port", str(self.agent_port)],
                             self.work_dir / "logs" / "agent.log", env=self._agent_env(), cwd=cwd)
-        _wait("agent /ready", lambda: _ok(f"{self.agent_url}/ready"),
+        wait_for("agent /ready", lambda: url_ok(f"{self.agent_url}/ready"),
               timeout or self.options.ready_timeout_s, self.agent)
         return self.agent
 
@@ -595,7 +381,7 @@ class DemoStack:
     def _start_alertmanager(self) -> None:
         source = yaml.safe_load((self.repo / "monitoring" / "alertmanager.yml").read_text())
         token_file = self.work_dir / "secrets" / "webhook-token"
-        _write_private(token_file, self.webhook_token)
+        write_private(token_file, self.webhook_token)
         config = fast_alertmanager_config(
             source, webhook_url=f"{self.agent_url}/webhook/alertmanager",
             credentials_file=token_file, group_wait_s=self.options.group_wait_s,
@@ -603,7 +389,7 @@ class DemoStack:
         path = self.work_dir / "alertmanager.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         for attempt in range(3):
-            self.alertmanager = _spawn("alertmanager", [
+            self.alertmanager = spawn("alertmanager", [
                 self.alertmanager_binary, f"--config.file={path}",
                 f"--storage.path={self.work_dir / 'alertmanager-data'}",
                 f"--web.listen-address={HOST}:{self.alertmanager_port}",
@@ -611,8 +397,9 @@ class DemoStack:
                 "--cluster.listen-address=", f"--log.level={self.options.log_level}"],
                 self.work_dir / "logs" / "alertmanager.log")
             try:
-                _wait("alertmanager /-/ready", lambda: _ok(f"{self.alertmanager_url}/-/ready"),
-                      self.options.ready_timeout_s, self.alertmanager)
+                ready = f"{self.alertmanager_url}/-/ready"
+                wait_for("alertmanager /-/ready", functools.partial(url_ok, ready),
+                         self.options.ready_timeout_s, self.alertmanager)
                 return
             except StackError:
                 self.alertmanager.stop()
@@ -642,14 +429,14 @@ class DemoStack:
                 rules_path=rules_path, scrape_interval_s=self.options.scrape_interval_s,
                 evaluation_interval_s=self.options.evaluation_interval_s, rename=rename)
             path.write_text(yaml.safe_dump(config, sort_keys=False))
-            self.prometheus = _spawn("prometheus", [
+            self.prometheus = spawn("prometheus", [
                 self.prometheus_binary, f"--config.file={path}",
                 f"--storage.tsdb.path={self.work_dir / 'prometheus-data'}",
                 f"--web.listen-address={HOST}:{self.prometheus_port}",
                 "--storage.tsdb.retention.time=2h", f"--log.level={self.options.log_level}"],
                 self.work_dir / "logs" / "prometheus.log")
             try:
-                _wait("prometheus /-/ready", lambda: _ok(f"{self.prometheus_url}/-/ready"),
+                wait_for("prometheus /-/ready", lambda: url_ok(f"{self.prometheus_url}/-/ready"),
                       self.options.ready_timeout_s, self.prometheus)
                 return
             except StackError:
@@ -677,7 +464,7 @@ class DemoStack:
             if self.dead_processes():
                 dead = self.dead_processes()[0]
                 raise StackError(f"{dead.name} exited:\n{dead.log_tail()}")
-            if not _ok(f"{self.agent_url}/ready"):
+            if not url_ok(f"{self.agent_url}/ready"):
                 return False
             try:
                 groups = self.prometheus_api("/api/v1/rules")["groups"]
@@ -695,13 +482,13 @@ class DemoStack:
                     return False
             return True
 
-        _wait("a healthy demo stack", healthy, timeout, interval=0.25)
+        wait_for("a healthy demo stack", healthy, timeout, interval=0.25)
         return time.monotonic() - start
 
     # --- Prometheus, Alertmanager, target ---------------------------------------------------
 
     def prometheus_api(self, path: str, **params: str) -> Any:
-        with _http() as c:
+        with http_client() as c:
             r = c.get(f"{self.prometheus_url}{path}", params=params)
             r.raise_for_status()
             return r.json()["data"]
@@ -718,7 +505,7 @@ class DemoStack:
 
     def alertmanager_metric(self, name: str) -> float:
         """Sum of one metric family on Alertmanager's own /metrics."""
-        with _http() as c:
+        with http_client() as c:
             text = c.get(f"{self.alertmanager_url}/metrics").text
         total = 0.0
         for line in text.splitlines():
@@ -732,7 +519,7 @@ class DemoStack:
         returns the Unix time just before the request was sent."""
         target = target or self.target
         at = time.time()
-        with _http() as c:
+        with http_client() as c:
             r = c.post(f"{target.url}/fault/{fault}", timeout=timeout)
             r.raise_for_status()
         return at
