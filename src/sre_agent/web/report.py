@@ -11,14 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_agent.web.views import (
-    action_names,
-    clip,
-    describe_event,
-    fmt_duration,
-    fmt_time,
-    seconds_between,
-)
+from sre_agent.web.incident_view import action_names, describe_event
+from sre_agent.web.views import clip, fmt_duration, fmt_time, seconds_between
 
 _ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#])")
 _LEADING = re.compile(r"^(-|\+|=|\d+[.)])")

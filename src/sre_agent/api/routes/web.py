@@ -26,7 +26,7 @@ from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Container
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
-from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, safe_next, views
+from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -188,9 +188,9 @@ async def incident_page(request: Request, container: Container,
         else "not yet",
         "recover": views.fmt_duration(recover) if recover is not None else "not recovered yet",
         "group_key": views.clip(incident.get("group_key"), 500),
-        "dx": views.diagnosis_view(incident.get("diagnosis")),
+        "dx": incident_view.diagnosis_view(incident.get("diagnosis")),
         "actions": [views.action_row(a) for a in actions],
-        "alerts": views.alert_rows(alerts), "events": views.timeline(events),
+        "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
         "last_seq": last_seq, "incident_id": incident_id,
     }
     return render(request, "incident.html", context, page="incident")
