@@ -12,15 +12,11 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
-    Engine,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
@@ -41,6 +37,7 @@ from sre_agent.domain.events import (
     verify_chain,
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
+from sre_agent.store.engine import make_engine
 from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
@@ -63,31 +60,6 @@ _MAX_BATCH = 256
 
 def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # Let SQLAlchemy, not the sqlite3 module, manage transactions, so SAVEPOINTs work.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")  # durable before we answer 2xx
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
 
 
 def _row_to_event(row: Any) -> StoredEvent:
