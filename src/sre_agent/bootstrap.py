@@ -104,7 +104,8 @@ def build_stages(settings: Settings, analysis: Analysis,
                  backends: dict[ActionKind, ActionBackend], policy: Policy) -> list[Stage]:
     """The pipeline after correlation, in order."""
     analyse = AnalyseStage(analysis.analyzer, resolver=analysis.resolver,
-                           sources=analysis.sources, queries_for=analysis.queries_for)
+                           sources=analysis.sources, queries_for=analysis.queries_for,
+                           rules=analysis.rules)
     remediate = RemediateStage(
         backends, policy, default_mode=settings.mode, verifier=DockerContainerVerifier(),
         query=analysis.prometheus.query if analysis.prometheus else None)

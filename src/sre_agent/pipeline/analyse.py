@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from sre_agent.domain.diagnosis import Diagnosis
+from sre_agent.domain.diagnosis import Diagnosis, Engine
 from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.domain.incident import IncidentStatus
@@ -69,7 +69,12 @@ async def gather_evidence(
 
 
 def proposal_events(incident_id: str, diagnosis: Diagnosis,
-                    targets: list[ResolvedTarget], alertname: str) -> list[NewEvent]:
+                    targets: list[ResolvedTarget], alertname: str,
+                    second_opinion: Diagnosis | None = None) -> list[NewEvent]:
+    """``ActionProposed`` events; ``agreed`` is whether ``second_opinion`` (the rules, when the
+    LLM produced ``diagnosis``) proposed the same (kind, target). One engine: agreed."""
+    others = ({(a.kind.value, a.target) for a in second_opinion.proposed_actions}
+              if second_opinion is not None else None)
     by_name = {t.name: t for t in targets}
     events: list[NewEvent] = []
     seen: set[tuple[str, str]] = set()
@@ -87,7 +92,8 @@ def proposal_events(incident_id: str, diagnosis: Diagnosis,
             "proposal": {"confidence": diagnosis.confidence, "engine": diagnosis.engine.value,
                          "target_verified": bool(target and target.verified),
                          "target_labels": dict(target.labels) if target else {},
-                         "agreed": True, "params": action.params},
+                         "agreed": others is None or (action.kind.value, action.target) in others,
+                         "params": action.params},
         }))
     return events
 
@@ -97,11 +103,13 @@ class AnalyseStage:
 
     def __init__(self, analyzer: Analyzer, *, resolver: TargetResolver | None = None,
                  sources: Sequence[EvidenceSource] = (),
-                 queries_for: Callable[[AlertContext], dict[str, str]] | None = None) -> None:
+                 queries_for: Callable[[AlertContext], dict[str, str]] | None = None,
+                 rules: Analyzer | None = None) -> None:
         self.analyzer = analyzer
         self.resolver = resolver
         self.sources = list(sources)
         self.queries_for = queries_for
+        self.rules = rules  # second opinion on an LLM diagnosis (require_agreement)
 
     async def run(self, work: IncidentWork, store: EventStore) -> None:
         if work.has(EventType.DIAGNOSIS_PRODUCED):
@@ -113,6 +121,8 @@ class AnalyseStage:
             ctx.extra_queries = self.queries_for(ctx)
         targets, evidence = await gather_evidence(ctx, self.resolver, self.sources)
         diagnosis = await self.analyzer.analyse(ctx, targets, evidence)
+        second = (await self.rules.analyse(ctx, targets, evidence)
+                  if self.rules is not None and diagnosis.engine == Engine.LLM else None)
         alertname = ctx.alertnames[0] if ctx.alertnames else ""
         events = [
             NewEvent(EventType.EVIDENCE_COLLECTED, Actor.AGENT, work.id,
@@ -120,7 +130,7 @@ class AnalyseStage:
                       "evidence": [_trim(e) for e in evidence]}),
             NewEvent(EventType.DIAGNOSIS_PRODUCED, Actor.AGENT, work.id,
                      diagnosis.model_dump(mode="json")),
-            *proposal_events(work.id, diagnosis, targets, alertname),
+            *proposal_events(work.id, diagnosis, targets, alertname, second),
         ]
         await store.append(events)
         log.info("diagnosis_produced", incident_id=work.id, engine=diagnosis.engine.value,
