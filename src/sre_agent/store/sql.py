@@ -33,6 +33,7 @@ from sre_agent.domain.events import (
     StoredEvent,
     canonical_json,
     event_hash_from_text,
+    event_type_of,
     utc_now,
     verify_chain,
 )
@@ -63,7 +64,8 @@ def new_incident_id() -> str:
 
 
 def _row_to_event(row: Any) -> StoredEvent:
-    return StoredEvent(seq=row.seq, incident_id=row.incident_id, type=row.type, at=row.at,
+    return StoredEvent(seq=row.seq, incident_id=row.incident_id, type=event_type_of(row.type),
+                       at=row.at,
                        actor=row.actor, data=json.loads(row.data), prev_hash=row.prev_hash,
                        hash=row.hash)
 
@@ -167,9 +169,9 @@ class SqlEventStore(ActionQueries):
             data = json.loads(text)  # exactly what is hashed and read back
             h = event_hash_from_text(seq=seq, incident_id=ev.incident_id, type=str(ev.type),
                                      at=at, actor=ev.actor, data_text=text, prev_hash=prev)
-            s = StoredEvent(seq, ev.incident_id, str(ev.type), at, ev.actor, data, prev, h)
+            s = StoredEvent(seq, ev.incident_id, ev.type, at, ev.actor, data, prev, h)
             stored.append(s)
-            rows.append({"seq": seq, "incident_id": ev.incident_id, "type": s.type, "at": at,
+            rows.append({"seq": seq, "incident_id": ev.incident_id, "type": str(ev.type), "at": at,
                          "actor": ev.actor, "data": text, "prev_hash": prev, "hash": h})
             prev = h
         conn.execute(insert(events), rows)

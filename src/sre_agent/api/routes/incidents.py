@@ -63,7 +63,7 @@ async def get_report(incident_id: str, container: ContainerDep) -> Response:
     if await container.store.get_incident(incident_id) is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
     events = await container.store.list_events(incident_id=incident_id, limit=100_000)
-    text = build_report([e.as_dict() for e in events], generated_at=now_iso())
+    text = build_report(events, generated_at=now_iso())
     filename = "".join(c for c in incident_id if c.isalnum() or c in "-_")[:80] or "incident"
     return Response(text, media_type="text/markdown; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{filename}.md"',

@@ -179,8 +179,7 @@ async def incident_page(request: Request, container: Container,
     alerts = await store.incident_alerts(incident_id)
     actions = await store.list_actions(incident_id=incident_id, limit=500)
     actions.sort(key=lambda a: str(a["proposed_at"]))
-    events = [e.as_dict() for e in
-              await store.list_events(incident_id=incident_id, limit=100_000)]
+    events = await store.list_events(incident_id=incident_id, limit=100_000)
     recover = views.seconds_between(incident.get("opened_at"), incident.get("resolved_at"))
     context = {
         "inc": views.incident_row(incident, alerts, actions),

@@ -15,6 +15,7 @@ from sre_agent.api.auth import webhook_authorized
 from sre_agent.api.deps import ContainerDep
 from sre_agent.api.schemas import ErrorOut, WebhookAccepted
 from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.events import EventType
 from sre_agent.store.ports import StoreUnavailable
 
 router = APIRouter(prefix="/webhook", tags=["webhook"])
@@ -114,7 +115,7 @@ async def receive(request: Request, container: ContainerDep) -> JSONResponse:
                                 headers={"Retry-After": "5"})
         for ev in result.events:
             metrics.events_appended.labels(ev.type).inc()
-            if ev.type in ("AlertReceived", "AlertResolved"):
+            if ev.type in (EventType.ALERT_RECEIVED, EventType.ALERT_RESOLVED):
                 metrics.alerts_received.labels(ev.data["status"], "new").inc()
         if result.duplicates:
             metrics.alerts_received.labels("any", "duplicate").inc(result.duplicates)
