@@ -16,8 +16,9 @@ from sre_agent.actions.docker import (
     DockerContainerVerifier,
     parse_docker_time,
 )
-from sre_agent.actions.ports import ActionBackend, ActionRequest, ContainerVerifier
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest
+from sre_agent.ports import ActionBackend, ContainerVerifier
 from tests.support.docker_helpers import (
     ContainerJanitor,
     client_fixture,  # noqa: F401 (a fixture)

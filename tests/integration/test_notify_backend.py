@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from sre_agent.actions.notify import NOT_CONFIGURED, WebhookNotifier
-from sre_agent.actions.ports import ActionBackend, ActionRequest
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest
+from sre_agent.ports import ActionBackend
 from tests.support.components import free_port
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sre_agent.actions.ports import ActionBackend, ActionRequest
 from sre_agent.actions.silence import AlertmanagerSilenceBackend, clamp_duration, key_marker
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest
+from sre_agent.ports import ActionBackend
 from tests.support.alertmanager import (
     AlertmanagerProcess,
     list_alerts,

@@ -17,9 +17,8 @@ from sre_agent.domain.diagnosis import Diagnosis, Engine
 from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.pipeline.ports import Analyzer, EvidenceSource, TargetResolver
 from sre_agent.pipeline.stages import IncidentWork
-from sre_agent.store.ports import EventStore
+from sre_agent.ports import Analyzer, EventStore, EvidenceSource, TargetResolver
 
 log = structlog.get_logger("sre_agent.analyse")
 _MAX_LOG_LINES, _MAX_LINE = 50, 500

@@ -38,8 +38,8 @@ from sre_agent.domain.events import (
     verify_chain,
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
+from sre_agent.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
 from sre_agent.store.engine import make_engine
-from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
     PROJECTION_TABLES,

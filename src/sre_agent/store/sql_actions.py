@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 
 from sre_agent.domain.actions import EXECUTED, FAILURES
-from sre_agent.store.ports import GateHistory
+from sre_agent.domain.policy import GateHistory
 from sre_agent.store.schema import action_stats, actions, breakers
 
 T = TypeVar("T")

@@ -34,7 +34,9 @@ class ResultData(BaseModel):
     status: str | None = None
     error: str | None = None
     reconciled: bool = False
-    detail: dict[str, Any] = Field(default_factory=dict)
+    reconcile: str | None = None  # a ReconcileStatus, on outcomes found by reconciliation
+    reason: str | None = None
+    detail: Any = None  # a mapping from backends; a sentence on reconciled outcomes
 
 
 # --- incidents and alerts ---------------------------------------------------------------------
