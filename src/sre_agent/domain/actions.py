@@ -6,12 +6,14 @@ both apply it (neither re-derives which event means what).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sre_agent.domain.events import EventType, StoredEvent
 from sre_agent.domain.events import payloads as ev
+from sre_agent.domain.policy import GateHistory
 
 
 class ActionStatus(StrEnum):
@@ -100,3 +102,51 @@ def action_transition(event: StoredEvent) -> ActionTransition | None:
         verification=dict(event.data.get("result") or {}) if verified else None,
         attempt=verified or isinstance(p, ev.ActionFailed),
         success=isinstance(p, ev.VerificationPassed))
+
+
+def new_action_row(event: StoredEvent, p: ev.ActionProposed, ts: float) -> dict[str, Any]:
+    """The projected row a proposal starts (``ts`` is the event's time)."""
+    return {"id": p.action_id, "incident_id": event.incident_id, "kind": p.kind,
+            "target": p.target, "alertname": p.alertname, "reason": p.reason,
+            "status": ActionStatus.PROPOSED, "proposal": p.proposal,
+            "idempotency_key": p.idempotency_key, "proposed_at": event.at,
+            "updated_at": event.at, "updated_ts": ts}
+
+
+def action_changes(step: ActionTransition, ts: float,
+                   current_result: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The projected action row's new column values after ``step`` (``ts`` is the event's
+    time; ``current_result`` reads the row's result, needed only when a verification lands)."""
+    changes: dict[str, Any] = {"status": step.status, "updated_at": step.at, "updated_ts": ts}
+    if step.reason is not None:
+        changes["decision_reason"] = step.reason
+    if step.decided_by is not None:
+        changes["decided_by"] = step.decided_by
+    if step.started:
+        changes["started_ts"] = ts
+    if step.result is not None:
+        changes["finished_ts"] = ts
+        changes["result"] = step.result
+    if step.verification is not None:
+        changes["result"] = {**current_result(), "verification": step.verification}
+    return changes
+
+
+def gate_history_of(rows: Iterable[Mapping[str, Any]], now: float, window_s: float, *,
+                    breaker_open: set[str],
+                    track_record: dict[tuple[str, str], tuple[int, int]]) -> GateHistory:
+    """What the gate needs from the past, from the projected action rows changed within
+    ``max(window_s, 1h)`` of ``now`` (the store selects them; this is the rule)."""
+    hist = GateHistory(breaker_open=breaker_open, track_record=track_record)
+    for r in rows:
+        target = r["target"] or ""
+        started = r["started_ts"]
+        if r["status"] in EXECUTED and started is not None:
+            key = (r["kind"], target)
+            hist.last_run[key] = max(hist.last_run.get(key, 0.0), started)
+            if now - started <= 3600:
+                hist.recent_runs.append(started)
+                hist.recent_runs_by_target.setdefault(target, []).append(started)
+        if r["status"] in FAILURES and now - r["updated_ts"] <= window_s:
+            hist.failures_by_target.setdefault(target, []).append(r["updated_ts"])
+    return hist

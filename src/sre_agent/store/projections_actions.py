@@ -7,7 +7,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from sre_agent.domain.actions import STATUS_BY_EVENT, ActionStatus, action_transition
+from sre_agent.domain.actions import (
+    STATUS_BY_EVENT,
+    ActionStatus,
+    action_changes,
+    action_transition,
+    new_action_row,
+)
 from sre_agent.domain.events import EventType, StoredEvent, payloads
 from sre_agent.store.schema import action_stats, actions, breakers, incidents
 
@@ -50,25 +56,9 @@ def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
         return
     now = _ts(ev.at)
     if isinstance(p, payloads.ActionProposed):
-        conn.execute(insert(actions).values(
-            id=p.action_id, incident_id=ev.incident_id, kind=p.kind, target=p.target,
-            alertname=p.alertname, reason=p.reason, status=step.status,
-            proposal=p.proposal, idempotency_key=p.idempotency_key,
-            proposed_at=ev.at, updated_at=ev.at, updated_ts=now))
+        conn.execute(insert(actions).values(**new_action_row(ev, p, now)))
         return
-    changes: dict[str, Any] = {"status": step.status, "updated_at": ev.at, "updated_ts": now}
-    if step.reason is not None:
-        changes["decision_reason"] = step.reason
-    if step.decided_by is not None:
-        changes["decided_by"] = step.decided_by
-    if step.started:
-        changes["started_ts"] = now
-    if step.result is not None:
-        changes["finished_ts"] = now
-        changes["result"] = step.result
-    if step.verification is not None:
-        changes["result"] = {**(_current_result(conn, step.action_id)),
-                             "verification": step.verification}
+    changes = action_changes(step, now, lambda: _current_result(conn, step.action_id))
     conn.execute(update(actions).where(actions.c.id == step.action_id).values(**changes))
     if step.attempt:
         row = conn.execute(select(actions.c.alertname, actions.c.kind)
