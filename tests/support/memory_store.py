@@ -16,6 +16,7 @@ from sre_agent.domain.actions import (
     action_changes,
     action_transition,
     gate_history_of,
+    history_since,
     new_action_row,
 )
 from sre_agent.domain.alertmanager import WebhookNotification
@@ -237,7 +238,7 @@ class InMemoryEventStore:
         return dict(row) if row else None
 
     async def gate_history(self, now: float, window_s: float) -> GateHistory:
-        since = now - max(window_s, 3600.0)
+        since = history_since(now, window_s)
         return gate_history_of(
             (a for a in self.actions.values() if a["updated_ts"] >= since), now, window_s,
             breaker_open={t for t, b in self.breakers.items() if b["state"] == "open"},

@@ -132,11 +132,17 @@ def action_changes(step: ActionTransition, ts: float,
     return changes
 
 
+def history_since(now: float, window_s: float) -> float:
+    """The oldest ``updated_ts`` of the action rows ``gate_history_of`` needs (hourly rate
+    limits look back one hour even when the window is shorter)."""
+    return now - max(window_s, 3600.0)
+
+
 def gate_history_of(rows: Iterable[Mapping[str, Any]], now: float, window_s: float, *,
                     breaker_open: set[str],
                     track_record: dict[tuple[str, str], tuple[int, int]]) -> GateHistory:
-    """What the gate needs from the past, from the projected action rows changed within
-    ``max(window_s, 1h)`` of ``now`` (the store selects them; this is the rule)."""
+    """What the gate needs from the past, from the projected action rows changed since
+    ``history_since(now, window_s)`` (the store selects them; this is the rule)."""
     hist = GateHistory(breaker_open=breaker_open, track_record=track_record)
     for r in rows:
         target = r["target"] or ""

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
-from sre_agent.domain.actions import gate_history_of
+from sre_agent.domain.actions import gate_history_of, history_since
 from sre_agent.domain.policy import GateHistory
 from sre_agent.store.schema import action_stats, actions, breakers
 
@@ -38,7 +38,7 @@ class ActionQueries:
 
     async def gate_history(self, now: float, window_s: float) -> GateHistory:
         def run(conn: Connection) -> GateHistory:
-            since = now - max(window_s, 3600.0)
+            since = history_since(now, window_s)
             rows = conn.execute(select(actions.c.kind, actions.c.target, actions.c.status,
                                        actions.c.started_ts, actions.c.updated_ts)
                                 .where(actions.c.updated_ts >= since)).all()
