@@ -6,7 +6,7 @@ from sre_agent.domain.actions import ActionStatus
 from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.domain.events import payloads as ev
 from sre_agent.domain.incident import Mode
-from sre_agent.pipeline.handlers import HANDLERS, Remediation, StepKind
+from sre_agent.pipeline.handlers import HANDLERS, Context, Remediation, Step, StepKind
 from sre_agent.pipeline.stages import load_work
 from tests.support.fakes import FakeBackend, FakeVerifier
 from tests.support.handlers import Clock, incident_with_proposal, make_deps
@@ -68,3 +68,17 @@ async def test_a_left_over_running_action_is_reconciled_then_verified(
     await run(store, incident, Remediation(make_deps(backend=backend, clock=clock)))
     assert backend.executed == []
     assert store.statuses()[aid] == ActionStatus.VERIFIED
+
+
+async def test_a_step_whose_action_moved_on_is_dropped(store: InMemoryEventStore,
+                                                       clock: Clock) -> None:
+    incident, aid = await incident_with_proposal(store)
+    # In approval mode a gate run on the stale row would append ActionAwaitingApproval.
+    stage = Remediation(make_deps(clock=clock, mode=Mode.APPROVAL))
+    work = await load_work(store, incident)
+    assert work is not None
+    await store.append([NewEvent.of(ev.ActionBlocked(action_id=aid, reason="by hand"),
+                                    Actor.operator("alice"), incident)])
+    await stage.dispatch(Step(StepKind.GATE, aid), Context(work, store, stage.deps))
+    assert store.types(incident)[-1] == EventType.ACTION_BLOCKED
+    assert store.statuses()[aid] == ActionStatus.BLOCKED

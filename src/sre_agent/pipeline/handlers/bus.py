@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sre_agent.domain.actions import ActionStatus
+from sre_agent.domain.actions import PENDING, RUNNABLE, ActionStatus
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind
 from sre_agent.domain.events import EventType, StoredEvent
 from sre_agent.domain.events import payloads as ev
@@ -37,10 +37,20 @@ BY_EVENT: dict[str, StepKind] = {
     EventType.ACTION_SUCCEEDED: StepKind.VERIFY, EventType.ACTION_FAILED: StepKind.BREAKER,
     EventType.VERIFICATION_FAILED: StepKind.BREAKER,
 }
+# The statuses in which a step still makes sense: a step whose action moved on meanwhile (an
+# operator rejected it, another worker ran it) is dropped, never applied to a stale row.
+EXPECTS: dict[StepKind, frozenset[str]] = {
+    StepKind.GATE: RUNNABLE, StepKind.ACT: RUNNABLE, StepKind.EXPIRE: PENDING,
+    StepKind.RECONCILE: frozenset({ActionStatus.RUNNING}),
+    StepKind.VERIFY: frozenset({ActionStatus.SUCCEEDED}),
+    StepKind.BREAKER: frozenset(ActionStatus),
+}
 _MAX_STEPS = 100  # per root: a bound, never reached by the finite lifecycle
 
 
 def _wanted(kind: StepKind, row: dict[str, Any]) -> bool:
+    if row["status"] not in EXPECTS[kind]:
+        return False
     return kind != StepKind.VERIFY or ActionKind(row["kind"]) in CONTAINER_ACTIONS
 
 
