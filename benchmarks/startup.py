@@ -42,7 +42,7 @@ with tempfile.TemporaryDirectory() as tmp:
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp}/probe.db")
     app = sre_agent.api.app.create_app(settings)
     built = time.perf_counter() - t0
-    app.state.container.store.engine.dispose()
+    app.state.services.store.engine.dispose()
 print(json.dumps({
     "import_s": round(imported, 3), "import_and_create_app_s": round(built, 3),
     "llm_enabled": settings.llm.enabled,

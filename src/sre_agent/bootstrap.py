@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from sre_agent.actions.docker import DockerActionBackend, DockerContainerVerifier
 from sre_agent.actions.notify import WebhookNotifier
-from sre_agent.actions.ports import ActionBackend
 from sre_agent.actions.silence import AlertmanagerSilenceBackend
 from sre_agent.analysis.chain import FallbackAnalyzer
 from sre_agent.analysis.rules import RulesAnalyzer
@@ -23,11 +22,19 @@ from sre_agent.evidence.prometheus import PrometheusEvidence
 from sre_agent.evidence.targets import DockerTargetResolver
 from sre_agent.observability import Metrics
 from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.ports import Analyzer, EvidenceSource, TargetResolver
-from sre_agent.pipeline.remediate import RemediateStage
+from sre_agent.pipeline.commands import CommandBus
+from sre_agent.pipeline.handlers import Deps, Remediation
 from sre_agent.pipeline.runner import PipelineRunner
 from sre_agent.pipeline.stages import Stage
-from sre_agent.store.ports import EventStore
+from sre_agent.ports import (
+    ActionBackend,
+    Analyzer,
+    ContainerVerifier,
+    EventStore,
+    EvidenceSource,
+    QueryFn,
+    TargetResolver,
+)
 from sre_agent.store.sql import SqlEventStore
 
 
@@ -48,7 +55,9 @@ class Analysis:
 
 
 @dataclass
-class Container:
+class Services:
+    """The wiring box: every long-lived part of one agent process (not a Docker container)."""
+
     settings: Settings
     store: EventStore
     metrics: Metrics
@@ -56,6 +65,7 @@ class Container:
     analysis: Analysis
     backends: dict[ActionKind, ActionBackend]
     policy: Policy
+    commands: CommandBus
     started_at: float = field(default_factory=time.time)
 
 
@@ -100,30 +110,48 @@ def build_backends(settings: Settings) -> dict[ActionKind, ActionBackend]:
     return backends
 
 
+@dataclass
+class Fakes:
+    """What a test may put in place of a real part (cosmicpython's bootstrap seam): anything
+    left None is built from the settings, exactly as in production."""
+
+    analyzer: Analyzer | None = None
+    resolver: TargetResolver | None = None
+    sources: list[EvidenceSource] | None = None
+    verifier: ContainerVerifier | None = None
+    query: QueryFn | None = None
+
+
 def build_stages(settings: Settings, analysis: Analysis,
-                 backends: dict[ActionKind, ActionBackend], policy: Policy) -> list[Stage]:
-    """The pipeline after correlation, in order."""
-    analyse = AnalyseStage(analysis.analyzer, resolver=analysis.resolver,
-                           sources=analysis.sources, queries_for=analysis.queries_for,
-                           rules=analysis.rules)
-    remediate = RemediateStage(
-        backends, policy, default_mode=settings.mode, verifier=DockerContainerVerifier(),
-        query=analysis.prometheus.query if analysis.prometheus else None)
+                 backends: dict[ActionKind, ActionBackend], policy: Policy,
+                 fakes: Fakes | None = None) -> list[Stage]:
+    """The pipeline after correlation, in order: analyse, then the remediation handlers."""
+    f = fakes or Fakes()
+    analyse = AnalyseStage(f.analyzer or analysis.analyzer,
+                           resolver=f.resolver if f.resolver is not None else analysis.resolver,
+                           sources=f.sources if f.sources is not None else analysis.sources,
+                           queries_for=analysis.queries_for, rules=analysis.rules)
+    query = f.query or (analysis.prometheus.query if analysis.prometheus else None)
+    remediate = Remediation(Deps(
+        backends, policy, default_mode=settings.mode,
+        verifier=f.verifier if f.verifier is not None else DockerContainerVerifier(),
+        query=query))
     return [analyse, remediate]
 
 
-def build_container(settings: Settings, *, store: EventStore | None = None,
-                    stages: list[Stage] | None = None,
-                    backends: dict[ActionKind, ActionBackend] | None = None) -> Container:
+def build_services(settings: Settings, *, store: EventStore | None = None,
+                   backends: dict[ActionKind, ActionBackend] | None = None,
+                   fakes: Fakes | None = None) -> Services:
+    """The whole agent for ``settings``; tests pass a store, backends or fakes."""
     metrics = Metrics()
     the_store: EventStore = store if store is not None else SqlEventStore(settings.database_url)
     analysis = build_analysis(settings)
     the_backends = backends if backends is not None else build_backends(settings)
     policy = settings.policy()
     runner = PipelineRunner(
-        the_store,
-        stages if stages is not None else build_stages(settings, analysis, the_backends,
-                                                       policy),
+        the_store, build_stages(settings, analysis, the_backends, policy, fakes),
         workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics)
-    return Container(settings=settings, store=the_store, metrics=metrics, runner=runner,
-                     analysis=analysis, backends=the_backends, policy=policy)
+    commands = CommandBus(the_store, policy, default_mode=settings.mode, submit=runner.submit)
+    return Services(settings=settings, store=the_store, metrics=metrics, runner=runner,
+                    analysis=analysis, backends=the_backends, policy=policy,
+                    commands=commands)

@@ -25,7 +25,7 @@ from sre_agent.analysis.runbook_model import yaml_problem
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Diagnosis
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
-from sre_agent.pipeline.ports import Analyzer
+from sre_agent.ports import Analyzer
 
 
 class ScenarioError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sre_agent.bootstrap import Container
+from sre_agent.bootstrap import Services
 from tests.support.browser import (
     ARTIFACTS,
     OPERATOR_TOKEN,
@@ -46,7 +46,7 @@ WAIT_MS = 15_000
 class Agent:
     tmp_path: Path
     server: AgentServer
-    container: Container
+    container: Services
     backend: FakeBackend
     restarts: list[AgentServer] = field(default_factory=list)
 

@@ -4,7 +4,7 @@ Prometheus, Docker and the HTTP probe (evidence) and Alertmanager and the notifi
 (actions) are each pointed at a fault: a free port nothing listens on (unreachable), a socket
 that accepts and never answers (slow), an HTTP server answering 200 with non-JSON or with JSON of
 the wrong shape, and a server that answers bytes that are not HTTP at all. The agent is the real
-one (``build_container`` wiring, real SQLite, rules analyser); each test asserts that the
+one (``build_services`` wiring, real SQLite, rules analyser); each test asserts that the
 pipeline finishes within a generous bound (5x the configured timeout), records what failed
 (Evidence with status ``error``, or ``ActionFailed`` with an error), and still produces a
 diagnosis.
@@ -24,11 +24,9 @@ import httpx
 import pytest
 
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import Container, build_backends, build_container
+from sre_agent.bootstrap import Fakes, Services, build_backends, build_services
 from sre_agent.config import Settings
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
 from tests.support.components import free_port
 from tests.support.docker_helpers import ContainerJanitor, docker_client
@@ -148,15 +146,15 @@ def fault(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
 
 # --- the agent --------------------------------------------------------------------------------
 @asynccontextmanager
-async def running(container: Container, settings: Settings
+async def running(container: Services, settings: Settings
                   ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, container=container)
+    app = create_app(settings, services=container)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
         yield client
 
 
-async def deliver_and_settle(client: httpx.AsyncClient, container: Container,
+async def deliver_and_settle(client: httpx.AsyncClient, container: Services,
                              body: dict[str, Any]) -> tuple[str, float]:
     """POST one notification; return its incident and the seconds until the pipeline is idle."""
     started = time.monotonic()
@@ -166,7 +164,7 @@ async def deliver_and_settle(client: httpx.AsyncClient, container: Container,
     return r.json()["incidents"][0], time.monotonic() - started
 
 
-async def timeline(container: Container, incident: str) -> dict[str, list[dict[str, Any]]]:
+async def timeline(container: Services, incident: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for ev in await container.store.list_events(incident_id=incident, limit=1000):
         out.setdefault(ev.type, []).append(ev.data)
@@ -198,7 +196,7 @@ async def test_prometheus_fault(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("DOCKER_HOST", DEAD_DOCKER)
     settings = make_settings(tmp_path, mode="observe", evidence_timeout_s=TIMEOUT_S,
                              prometheus_url=f"http://127.0.0.1:{port}")
-    container = build_container(settings)
+    container = build_services(settings)
     async with running(container, settings) as client:
         incident, seconds = await deliver_and_settle(client, container, notification())
         events = await timeline(container, incident)
@@ -216,7 +214,7 @@ async def test_docker_fault(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
     kind, port = fault
     monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
     settings = make_settings(tmp_path, mode="observe", evidence_timeout_s=TIMEOUT_S)
-    container = build_container(settings)
+    container = build_services(settings)
     body = notification([alert(labels={"container": "web"})])
     async with running(container, settings) as client:
         incident, seconds = await deliver_and_settle(client, container, body)
@@ -244,7 +242,7 @@ async def test_http_probe_fault(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
             "sre-agent.managed": "true",
             "sre-agent.health-url": f"http://127.0.0.1:{port}/health"})
         settings = make_settings(tmp_path, mode="observe", evidence_timeout_s=TIMEOUT_S)
-        container = build_container(settings)
+        container = build_services(settings)
         body = notification([alert(labels={"container": box.name})])
         async with running(container, settings) as api:
             incident, seconds = await deliver_and_settle(api, container, body)
@@ -267,10 +265,9 @@ async def test_alertmanager_silence_fault(tmp_path: Any, fault: tuple[str, int])
                              alertmanager_url=f"http://127.0.0.1:{port}")
     backends = build_backends(settings)
     assert ActionKind.SILENCE_ALERT in backends
-    stages = [AnalyseStage(FakeAnalyzer(kind=ActionKind.SILENCE_ALERT), resolver=FakeResolver()),
-              RemediateStage(backends, settings.policy(), default_mode=settings.mode,
-                             verifier=FakeVerifier())]
-    container = build_container(settings, stages=stages, backends=backends)
+    container = build_services(settings, backends=backends, fakes=Fakes(
+        analyzer=FakeAnalyzer(kind=ActionKind.SILENCE_ALERT), resolver=FakeResolver(),
+        sources=[], verifier=FakeVerifier()))
     async with running(container, settings) as client:
         incident, seconds = await deliver_and_settle(client, container, notification())
         events = await timeline(container, incident)
@@ -296,7 +293,7 @@ async def test_notification_webhook_fault(tmp_path: Any, monkeypatch: pytest.Mon
     secret_path = "/services/T000/B000/notify-secret-path"
     settings = make_settings(tmp_path, mode="autonomous", action_timeout_s=TIMEOUT_S,
                              notify_url=f"http://127.0.0.1:{port}{secret_path}")
-    container = build_container(settings, backends=build_backends(settings))
+    container = build_services(settings, backends=build_backends(settings))
     body = notification([alert(name="SomethingNobodyWroteARunbookFor",
                                expr="rate(odd_things_total[5m]) > 3")])
     async with running(container, settings) as client:

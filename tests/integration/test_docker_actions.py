@@ -16,8 +16,9 @@ from sre_agent.actions.docker import (
     DockerContainerVerifier,
     parse_docker_time,
 )
-from sre_agent.actions.ports import ActionBackend, ActionRequest, ContainerVerifier
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest, ReconcileStatus
+from sre_agent.ports import ActionBackend, ContainerVerifier
 from tests.support.docker_helpers import (
     ContainerJanitor,
     client_fixture,  # noqa: F401 (a fixture)
@@ -26,6 +27,9 @@ from tests.support.docker_helpers import (
     unique_name,
     wait_until,
 )
+
+TOOK, NO_EFFECT, UNKNOWN = (ReconcileStatus.TOOK_EFFECT, ReconcileStatus.NO_EFFECT,
+                            ReconcileStatus.UNKNOWN)
 
 pytestmark = pytest.mark.integration
 
@@ -134,19 +138,20 @@ async def test_reconcile_after_restart(janitor: ContainerJanitor,
     await asyncio.sleep(0.05)
     began = datetime.now(UTC)
     # Before the action: the container started earlier than ``began``.
-    assert await backend.reconcile(req, began) is False
+    assert (await backend.reconcile(req, began)).status is NO_EFFECT
 
     result = await backend.execute(req)
     assert result.ok, result
 
-    assert await backend.reconcile(req, began) is True
-    assert await backend.reconcile(req, began.replace(tzinfo=None)) is True  # naive = UTC
-    assert await backend.reconcile(req, datetime.now(UTC) + timedelta(minutes=5)) is False
+    assert (await backend.reconcile(req, began)).status is TOOK
+    assert (await backend.reconcile(req, began.replace(tzinfo=None))).status is TOOK  # naive = UTC
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert (await backend.reconcile(req, later)).status is NO_EFFECT
     missing = request(ActionKind.RESTART_CONTAINER, unique_name("missing"))
-    assert await backend.reconcile(missing, began) is None
+    assert (await backend.reconcile(missing, began)).status is UNKNOWN
     # start_container: a running container is what starting it would achieve.
     start_req = request(ActionKind.START_CONTAINER, c.name)
-    assert await backend.reconcile(start_req, datetime.now(UTC) + timedelta(minutes=5)) is True
+    assert (await backend.reconcile(start_req, later)).status is TOOK
 
 
 async def test_timed_out_restart_is_reported_and_reconciled_later(
@@ -165,11 +170,11 @@ async def test_timed_out_restart_is_reported_and_reconciled_later(
         assert elapsed < 2.0
         # The restart goes on in the daemon: reconcile (read-only) sees it take effect.
         deadline = time.monotonic() + 15
-        answer = await slow.reconcile(req, began)
-        while answer is not True and time.monotonic() < deadline:
+        answer = (await slow.reconcile(req, began)).status
+        while answer is not TOOK and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
-            answer = await slow.reconcile(req, began)
-        assert answer is True
+            answer = (await slow.reconcile(req, began)).status
+        assert answer is TOOK
     finally:
         slow.close()
 
@@ -184,7 +189,7 @@ async def test_start_exited_container(janitor: ContainerJanitor,
     assert status_of(c) == "exited"
     began = datetime.now(UTC)
     req = request(ActionKind.START_CONTAINER, c.name)
-    assert await backend.reconcile(req, began) is False
+    assert (await backend.reconcile(req, began)).status is NO_EFFECT
 
     result = await backend.execute(req)
 
@@ -193,7 +198,7 @@ async def test_start_exited_container(janitor: ContainerJanitor,
     assert result.detail["already_running"] is False
     assert result.detail["previous_status"] == "exited"
     assert status_of(c) == "running"
-    assert await backend.reconcile(req, began) is True
+    assert (await backend.reconcile(req, began)).status is TOOK
 
 
 async def test_start_already_running_container(janitor: ContainerJanitor,
@@ -241,7 +246,8 @@ async def test_unsupported_kind_is_refused() -> None:
     b = DockerActionBackend(client_factory=unreachable_client)
     result = await b.execute(request(ActionKind.SILENCE_ALERT, "web"))
     assert not result.ok and result.error == "unsupported action kind silence_alert"
-    assert await b.reconcile(request(ActionKind.NOTIFY, "web"), datetime.now(UTC)) is None
+    assert (await b.reconcile(request(ActionKind.NOTIFY, "web"), datetime.now(UTC))).status \
+        is UNKNOWN
 
 
 @pytest.mark.parametrize("factory", [unreachable_client, unreachable_from_env],
@@ -256,8 +262,8 @@ async def test_daemon_unreachable_is_a_clean_failure(factory: Any) -> None:
         assert result.error is not None and result.error.startswith("docker unreachable: ")
         assert "Traceback" not in result.error and "\n" not in result.error
         assert elapsed < 5.0
-    assert await b.reconcile(request(ActionKind.RESTART_CONTAINER, "web"),
-                             datetime.now(UTC)) is None
+    assert (await b.reconcile(request(ActionKind.RESTART_CONTAINER, "web"),
+                              datetime.now(UTC))).status is UNKNOWN
 
     v = DockerContainerVerifier(poll_s=0.2, client_factory=factory)
     t0 = time.monotonic()

@@ -15,9 +15,13 @@ from typing import Any
 import pytest
 
 from sre_agent.actions.notify import NOT_CONFIGURED, WebhookNotifier
-from sre_agent.actions.ports import ActionBackend, ActionRequest
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest, ReconcileStatus
+from sre_agent.ports import ActionBackend
 from tests.support.components import free_port
+
+TOOK, NO_EFFECT, UNKNOWN = (ReconcileStatus.TOOK_EFFECT, ReconcileStatus.NO_EFFECT,
+                            ReconcileStatus.UNKNOWN)
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +178,7 @@ async def test_unresponsive_socket_times_out() -> None:
 
 async def test_reconcile_cannot_tell(receiver: Receiver) -> None:
     notifier = WebhookNotifier(receiver.url)
-    assert await notifier.reconcile(request(), datetime.now(UTC)) is None
+    assert (await notifier.reconcile(request(), datetime.now(UTC))).status is UNKNOWN
     assert receiver.requests == []  # reconcile never sends
 
 

@@ -15,11 +15,9 @@ import httpx
 import pytest
 
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import build_analysis, build_container
+from sre_agent.bootstrap import Fakes, build_analysis, build_services
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.evidence import ResolvedTarget
-from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
 from tests.support.fakes import FakeBackend, FakeResolver, FakeVerifier
 from tests.support.openai_server import OpenAIServer, answer, running_openai_server
@@ -93,11 +91,9 @@ async def test_obedient_llm_cannot_act_outside_policy(tmp_path: Path,
     analysis = build_analysis(settings, use_docker=False)
     resolver = FakeResolver([ResolvedTarget(name="web", via="label:container", verified=True,
                                             labels=MANAGED)])
-    stages = [AnalyseStage(analysis.analyzer, resolver=resolver),
-              RemediateStage(backends, settings.policy(), default_mode=settings.mode,
-                             verifier=FakeVerifier())]
-    container = build_container(settings, stages=stages, backends=backends)
-    app = create_app(settings, container=container)
+    container = build_services(settings, backends=backends, fakes=Fakes(
+        analyzer=analysis.analyzer, resolver=resolver, sources=[], verifier=FakeVerifier()))
+    app = create_app(settings, services=container)
     payload = notification([alert(labels={"container": "web", "note": hostile[:200]},
                                   annotations={"summary": hostile, "description": hostile})])
     async with app.router.lifespan_context(app), httpx.AsyncClient(

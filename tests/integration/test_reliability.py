@@ -25,10 +25,8 @@ import httpx
 import pytest
 
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import build_container
+from sre_agent.bootstrap import Fakes, build_services
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
 from tests.integration.test_collector_faults import Blackhole
 from tests.support.components import free_port, require
@@ -138,11 +136,9 @@ async def test_fifty_concurrent_deliveries_make_one_incident_one_analysis_one_ac
     analyzer = FakeAnalyzer()
     backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
                                        ActionKind.START_CONTAINER: backend}
-    stages = [AnalyseStage(analyzer, resolver=FakeResolver()),
-              RemediateStage(backends, settings.policy(), default_mode=settings.mode,
-                             verifier=FakeVerifier())]
-    container = build_container(settings, stages=stages, backends=backends)
-    app = create_app(settings, container=container)
+    container = build_services(settings, backends=backends, fakes=Fakes(
+        analyzer=analyzer, resolver=FakeResolver(), sources=[], verifier=FakeVerifier()))
+    app = create_app(settings, services=container)
     body = notification([alert(fingerprint=f"same{j}", labels={"container": "web"})
                          for j in range(3)], group_key="{}:{alertname=\"TargetDown\"}")
     async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -18,7 +18,7 @@ import pytest
 
 from sre_agent.actions.docker import DockerActionBackend
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import build_backends, build_container
+from sre_agent.bootstrap import build_backends, build_services
 from sre_agent.domain.diagnosis import ActionKind
 from tests.conftest import make_settings
 from tests.support.components import free_port, require_docker
@@ -57,8 +57,8 @@ async def agent(tmp_path: Path, backends: dict[ActionKind, Any] | None = None,
     values: dict[str, Any] = {"mode": "autonomous", "verify_deadline_s": 15,
                               "docker_stop_timeout_s": 2, **overrides}
     settings = make_settings(tmp_path, **values)
-    container = build_container(settings, backends=backends)
-    app = create_app(settings, container=container)
+    container = build_services(settings, backends=backends)
+    app = create_app(settings, services=container)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         yield c, container

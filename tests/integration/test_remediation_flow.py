@@ -11,12 +11,10 @@ import httpx
 import pytest
 
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import build_container
+from sre_agent.bootstrap import Fakes, build_services
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.domain.evidence import ResolvedTarget
-from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.remediate import RemediateStage
 from sre_agent.store.sql import SqlEventStore
 from tests.conftest import make_settings
 from tests.support.fakes import FakeAnalyzer, FakeBackend, FakeResolver, FakeVerifier
@@ -35,13 +33,10 @@ async def agent(tmp_path: Path, *, backend: FakeBackend | None = None,
     backend = backend or FakeBackend()
     backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
                                        ActionKind.START_CONTAINER: backend}
-    stages = [
-        AnalyseStage(analyzer or FakeAnalyzer(), resolver=resolver or FakeResolver()),
-        RemediateStage(backends, settings.policy(), default_mode=settings.mode,
-                       verifier=verifier or FakeVerifier()),
-    ]
-    container = build_container(settings, stages=stages, backends=backends)
-    app = create_app(settings, container=container)
+    container = build_services(settings, backends=backends, fakes=Fakes(
+        analyzer=analyzer or FakeAnalyzer(), resolver=resolver or FakeResolver(), sources=[],
+        verifier=verifier or FakeVerifier()))
+    app = create_app(settings, services=container)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         yield c, backend, container

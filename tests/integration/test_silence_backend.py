@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sre_agent.actions.ports import ActionBackend, ActionRequest
 from sre_agent.actions.silence import AlertmanagerSilenceBackend, clamp_duration, key_marker
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest, ReconcileStatus
+from sre_agent.ports import ActionBackend
 from tests.support.alertmanager import (
     AlertmanagerProcess,
     list_alerts,
@@ -20,6 +21,9 @@ from tests.support.alertmanager import (
     running_alertmanager,
 )
 from tests.support.components import free_port
+
+TOOK, NO_EFFECT, UNKNOWN = (ReconcileStatus.TOOK_EFFECT, ReconcileStatus.NO_EFFECT,
+                            ReconcileStatus.UNKNOWN)
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +56,7 @@ async def test_create_silence_is_listed_and_reconciled(alertmanager: Alertmanage
     backend = AlertmanagerSilenceBackend(alertmanager.url + "/", created_by="sre-agent-test")
     req = request("key-create", duration_s=600)
     began = datetime.now(UTC)
-    assert await backend.reconcile(req, began) is False
+    assert (await backend.reconcile(req, began)).status is NO_EFFECT
 
     result = await backend.execute(req)
 
@@ -77,8 +81,8 @@ async def test_create_silence_is_listed_and_reconciled(alertmanager: Alertmanage
     duration = parse(silence["endsAt"]) - parse(silence["startsAt"])
     assert abs(duration.total_seconds() - 600) < 2
 
-    assert await backend.reconcile(req, began) is True
-    assert await backend.reconcile(request("key-other"), began) is False
+    assert (await backend.reconcile(req, began)).status is TOOK
+    assert (await backend.reconcile(request("key-other"), began)).status is NO_EFFECT
 
 
 async def test_silence_mutes_the_matching_alert(alertmanager: AlertmanagerProcess) -> None:
@@ -154,7 +158,7 @@ async def test_alertmanager_down_is_a_clean_failure() -> None:
     assert result.error is not None and result.error.startswith("alertmanager unreachable: ")
     assert "Traceback" not in result.error
     assert elapsed < 3
-    assert await backend.reconcile(request("key-down"), datetime.now(UTC)) is None
+    assert (await backend.reconcile(request("key-down"), datetime.now(UTC))).status is UNKNOWN
 
 
 async def test_unresponsive_alertmanager_times_out() -> None:
@@ -172,8 +176,8 @@ async def test_unresponsive_alertmanager_times_out() -> None:
         assert not result.ok
         assert result.error == "alertmanager timed out after 1s"
         assert elapsed < 2.5
-        assert await backend.reconcile(request("key-hang"),
-                                       datetime.now(UTC) - timedelta(minutes=1)) is None
+        assert (await backend.reconcile(request("key-hang"),
+                                       datetime.now(UTC) - timedelta(minutes=1))).status is UNKNOWN
 
 
 async def test_unsupported_kind_is_refused() -> None:

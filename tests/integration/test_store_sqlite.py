@@ -15,7 +15,7 @@ from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.pipeline.runner import PipelineRunner
 from sre_agent.pipeline.stages import IncidentWork
-from sre_agent.store.ports import EventStore
+from sre_agent.ports import EventStore
 from sre_agent.store.sql import SqlEventStore
 from tests.conftest import make_settings
 from tests.support.payloads import alert, notification
@@ -142,7 +142,7 @@ async def test_unwritable_store_answers_503_then_recovers(tmp_path: Path) -> Non
         assert (await c.post("/webhook/alertmanager", json=notification())).status_code == 200
         locker = sqlite3.connect(db, timeout=0)
         locker.execute("BEGIN EXCLUSIVE")  # another writer holds the lock: writes cannot land
-        store = app.state.container.store
+        store = app.state.services.store
         store.engine.dispose()
         # Short busy timeout so the test does not wait 30 s.
         from sqlalchemy import event as sa_event

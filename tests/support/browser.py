@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from sre_agent.api.app import create_app
 from sre_agent.api.routes.events import close_streams
-from sre_agent.bootstrap import Container, build_container
+from sre_agent.bootstrap import Fakes, Services, build_services
 from sre_agent.domain.diagnosis import ActionKind, Category, Diagnosis, ProposedAction
 from sre_agent.domain.evidence import (
     AlertContext,
@@ -27,8 +27,6 @@ from sre_agent.domain.evidence import (
     EvidenceStatus,
     ResolvedTarget,
 )
-from sre_agent.pipeline.analyse import AnalyseStage
-from sre_agent.pipeline.remediate import RemediateStage
 from tests.conftest import make_settings
 from tests.support.components import free_port, require, require_binary
 from tests.support.fakes import MANAGED, FakeBackend, FakeVerifier
@@ -64,26 +62,22 @@ class DemoAnalyzer:
             probable_cause="the process hung after a memory spike",
             category=Category.AVAILABILITY, confidence=0.86, runbook="target-down",
             evidence=[f"container {where} health: unhealthy for 2m",
-                      f'up{{container="{where}"}} == 0 for 3 scrapes'],
+                      f'up{{services="{where}"}} == 0 for 3 scrapes'],
             proposed_actions=[ProposedAction(kind=ActionKind.RESTART_CONTAINER, target=t.name,
                                              reason="restart clears a hung process")
                               for t in targets])
 
 
 def fake_agent_app(tmp_path: Path, *, backend: FakeBackend | None = None,
-                   **overrides: Any) -> tuple[FastAPI, Container, FakeBackend]:
+                   **overrides: Any) -> tuple[FastAPI, Services, FakeBackend]:
     """An agent on ``tmp_path/agent.db`` whose analysis proposes restarting ``web``."""
     settings = make_settings(tmp_path, **{"mode": "approval", **overrides})
     backend = backend or FakeBackend()
     backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
                                        ActionKind.START_CONTAINER: backend}
-    stages = [
-        AnalyseStage(DemoAnalyzer(), resolver=LabelResolver()),
-        RemediateStage(backends, settings.policy(), default_mode=settings.mode,
-                       verifier=FakeVerifier()),
-    ]
-    container = build_container(settings, stages=stages, backends=backends)
-    return create_app(settings, container=container), container, backend
+    container = build_services(settings, backends=backends, fakes=Fakes(
+        analyzer=DemoAnalyzer(), resolver=LabelResolver(), sources=[], verifier=FakeVerifier()))
+    return create_app(settings, services=container), container, backend
 
 
 class AgentServer:

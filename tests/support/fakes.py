@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from sre_agent.actions.ports import ActionRequest, ActionResult, VerificationResult
 from sre_agent.domain.diagnosis import ActionKind, Category, Diagnosis, ProposedAction
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.domain.results import (
+    ActionRequest,
+    ActionResult,
+    ReconcileResult,
+    ReconcileStatus,
+    VerificationResult,
+)
 
 MANAGED = {"sre-agent.managed": "true"}
 
@@ -57,11 +63,13 @@ class FakeBackend:
     async def execute(self, request: ActionRequest) -> ActionResult:
         self.executed.append(request)
         await asyncio.sleep(self.delay_s)
-        return ActionResult(ok=self.ok, error=None if self.ok else "fake failure")
+        return ActionResult.of(self.ok, error=None if self.ok else "fake failure")
 
-    async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
+    async def reconcile(self, request: ActionRequest, started_at: datetime) -> ReconcileResult:
         self.reconciled.append(request)
-        return self.took_effect
+        status = {True: ReconcileStatus.TOOK_EFFECT, False: ReconcileStatus.NO_EFFECT,
+                  None: ReconcileStatus.UNKNOWN}[self.took_effect]
+        return ReconcileResult(status=status, reason="fake")
 
 
 class FakeVerifier:
@@ -71,4 +79,6 @@ class FakeVerifier:
 
     async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
         self.checked.append(name)
-        return VerificationResult(ok=self.ok, error=None if self.ok else "still down")
+        if self.ok:
+            return VerificationResult.passed({"container": name})
+        return VerificationResult.failed("still down", {"container": name})

@@ -9,8 +9,8 @@ from sre_agent.actions.notify import (
     WebhookNotifier,
     notification_body,
 )
-from sre_agent.actions.ports import ActionRequest
 from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import ActionRequest
 
 
 def request(**overrides: object) -> ActionRequest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sre_agent.evidence.redact import MASK, redact
+from sre_agent.shared.redact import MASK, redact
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
        "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")

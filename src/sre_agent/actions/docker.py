@@ -2,10 +2,10 @@
 
 The ``docker`` SDK is synchronous: every call runs in ``asyncio.to_thread`` under
 ``asyncio.wait_for``; the SDK's own HTTP timeout bounds the thread. The client is built lazily
-and thrown away after a connection failure (``sre_agent.docker_client.LazyDockerClient``), so a
+and thrown away after a connection failure (``sre_agent.shared.docker.LazyDockerClient``), so a
 daemon that comes back is picked up again. ``docker.from_env()`` raises ``DockerException`` when
 the daemon is unreachable; a lazily built ``DockerClient`` raises
-``requests.exceptions.ConnectionError`` on its first call: both end up as a clean ``ok=False``
+``requests.exceptions.ConnectionError`` on its first call: both end up as a clean ``failed``
 result, never as an exception or a traceback.
 """
 
@@ -14,24 +14,31 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from docker.errors import APIError, NotFound
 
-from sre_agent.actions.ports import ActionRequest, ActionResult, VerificationResult
-from sre_agent.docker_client import (
+from sre_agent.domain.diagnosis import ActionKind
+from sre_agent.domain.results import (
+    ActionRequest,
+    ActionResult,
+    ReconcileResult,
+    ReconcileStatus,
+    VerificationResult,
+)
+from sre_agent.shared.docker import (
     MAX_ERROR_CHARS,
     ClientFactory,
     LazyDockerClient,
+    check_container_name,
+    container_facts,
     default_client_factory,
     describe_docker_error,
 )
-from sre_agent.docker_client import DockerUnavailable as DockerUnavailable  # re-exported
-from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.evidence.docker import CONTAINER_NAME_RE
-from sre_agent.evidence.redact import redact
+from sre_agent.shared.docker import DockerUnavailable as DockerUnavailable  # re-exported
+from sre_agent.shared.redact import redact
 
 T = TypeVar("T")
 
@@ -78,21 +85,6 @@ def _api_error(exc: APIError) -> str:
     return redact(f"{prefix}: {explanation}")[:MAX_ERROR_CHARS]
 
 
-def container_facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields an action result or a verification reports, from inspect attributes."""
-    state = attrs.get("State") or {}
-    health = state.get("Health") or {}
-    return {
-        "container": str(attrs.get("Name", "")).lstrip("/"),
-        "id": str(attrs.get("Id", ""))[:12],
-        "status": state.get("Status"),
-        "health": health.get("Status") or "none",
-        "started_at": state.get("StartedAt"),
-        "restart_count": attrs.get("RestartCount", 0),
-        "exit_code": state.get("ExitCode"),
-    }
-
-
 class _DockerClientHolder(LazyDockerClient):
     """The shared lazy client, with a missing container reported as ``ContainerMissing``."""
 
@@ -109,9 +101,7 @@ def _check_target(target: str | None) -> str:
     name = (target or "").lstrip("/")
     if not name:
         raise ValueError("no target container given")
-    if not CONTAINER_NAME_RE.match(name):
-        raise ValueError(f"invalid container name {name[:80]!r}")
-    return name
+    return check_container_name(name)
 
 
 class DockerActionBackend:
@@ -168,7 +158,7 @@ class DockerActionBackend:
         start = time.perf_counter()
 
         def done(ok: bool, detail: dict[str, Any], error: str | None = None) -> ActionResult:
-            return ActionResult(ok=ok, detail=detail, error=error,
+            return ActionResult.of(ok, detail, error,
                                 duration_ms=round((time.perf_counter() - start) * 1000, 1))
 
         detail: dict[str, Any] = {"container": request.target, "kind": str(request.kind)}
@@ -195,33 +185,39 @@ class DockerActionBackend:
             return done(False, detail, describe_docker_error(exc))
         return done(True, {**result, "kind": str(request.kind)})
 
-    async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
+    async def reconcile(self, request: ActionRequest, started_at: datetime) -> ReconcileResult:
         """Did the container (re)start after ``started_at``? Inspects only, never acts.
 
-        ``True`` when its ``State.StartedAt`` is later than ``started_at`` (and, for
+        ``took_effect`` when its ``State.StartedAt`` is later than ``started_at`` (and, for
         ``start_container``, also when it is running now: starting it again would change
-        nothing); ``False`` when it exists and neither holds; ``None`` when the container is
-        missing, the daemon is unreachable or the answer cannot be read.
+        nothing); ``no_effect`` when it exists and neither holds; ``unknown`` when the container
+        is missing, the daemon is unreachable or the answer cannot be read.
         """
         if request.kind not in self.kinds:
-            return None
+            return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                                   reason=f"unsupported action kind {request.kind}")
         try:
             name = _check_target(request.target)
             attrs = await asyncio.wait_for(asyncio.to_thread(self._inspect_sync, name),
                                            self.timeout_s)
-        except Exception:
-            return None
+        except Exception as exc:
+            return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                                   reason=describe_docker_error(exc))
         state = attrs.get("State") or {}
         raw = state.get("StartedAt")
         container_started = parse_docker_time(raw)
         if container_started is not None and container_started > _aware(started_at):
-            return True
+            return ReconcileResult(status=ReconcileStatus.TOOK_EFFECT,
+                                   reason=f"the container started at {raw}")
         if request.kind is ActionKind.START_CONTAINER and state.get("Status") == "running":
-            return True
+            return ReconcileResult(status=ReconcileStatus.TOOK_EFFECT,
+                                   reason="the container is running")
         never_started = not raw or str(raw).startswith("0001-")
         if container_started is None and not never_started:
-            return None  # a timestamp we cannot read: cannot tell
-        return False
+            return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                                   reason=f"unreadable start time {raw!r}")
+        return ReconcileResult(status=ReconcileStatus.NO_EFFECT,
+                               reason="the container has not started since")
 
 
 class DockerContainerVerifier:
@@ -255,8 +251,7 @@ class DockerContainerVerifier:
         try:
             name = _check_target(name)
         except ValueError as exc:
-            return VerificationResult(ok=False, detail={"container": name, "waited_s": 0.0},
-                                      error=str(exc))
+            return VerificationResult.failed(str(exc), {"container": name, "waited_s": 0.0})
         facts: dict[str, Any] = {"container": name}
         reason = "not checked yet"
         stable_since: float | None = None
@@ -291,7 +286,7 @@ class DockerContainerVerifier:
                     good_polls += 1
                     if good_polls >= self.stable_polls and now - stable_since >= self.settle_s:
                         facts["waited_s"] = round(now - start, 2)
-                        return VerificationResult(ok=True, detail=facts)
+                        return VerificationResult.passed(facts)
                     reason = "running, settling"
                 else:
                     good_polls, stable_since = 0, None
@@ -302,15 +297,12 @@ class DockerContainerVerifier:
                                 policy.get("Name") in (None, "", "no"):
                             # Nothing will start it again: waiting longer cannot help.
                             facts["waited_s"] = round(now - start, 2)
-                            return VerificationResult(
-                                ok=False, detail=facts,
-                                error=f"{reason} and has no restart policy")
+                            return VerificationResult.failed(
+                                f"{reason} and has no restart policy", facts)
                     else:
                         reason = f"health is {health}"
             if now + self.poll_s > end:
                 break
             await asyncio.sleep(self.poll_s)
         facts["waited_s"] = round(time.monotonic() - start, 2)
-        return VerificationResult(
-            ok=False, detail=facts,
-            error=f"not recovered within {deadline_s:g}s: {reason}")
+        return VerificationResult.failed(f"not recovered within {deadline_s:g}s: {reason}", facts)

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from sre_agent.actions.ports import ActionResult
-from sre_agent.evidence.redact import redact
+from sre_agent.domain.results import ActionResult
+from sre_agent.shared.redact import redact
 
 MAX_ERROR_CHARS = 500
 
@@ -30,7 +30,7 @@ class ResultTimer:
         self.start = time.perf_counter()
 
     def __call__(self, ok: bool, detail: dict[str, Any], error: str | None = None) -> ActionResult:
-        return ActionResult(ok=ok, detail=detail, error=error,
+        return ActionResult.of(ok, detail, error,
                             duration_ms=round((time.perf_counter() - self.start) * 1000, 1))
 
 

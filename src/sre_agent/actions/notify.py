@@ -12,9 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sre_agent.actions.http import PostFailed, ResultTimer, post_json
-from sre_agent.actions.ports import ActionRequest, ActionResult
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.evidence.redact import redact
+from sre_agent.domain.results import (
+    ActionRequest,
+    ActionResult,
+    ReconcileResult,
+    ReconcileStatus,
+)
+from sre_agent.shared.redact import redact
 
 MAX_SUMMARY_CHARS = 500
 MAX_REASON_CHARS = 500
@@ -94,6 +99,7 @@ class WebhookNotifier:
                         + self._scrub(response.text.strip()))
         return done(True, {**detail, "delivered": True})
 
-    async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
+    async def reconcile(self, request: ActionRequest, started_at: datetime) -> ReconcileResult:
         """A webhook leaves no trace that can be read back: cannot tell."""
-        return None
+        return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                               reason="a webhook delivery cannot be read back")

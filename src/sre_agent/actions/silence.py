@@ -14,9 +14,14 @@ from typing import Any
 import httpx
 
 from sre_agent.actions.http import PostFailed, ResultTimer, post_json
-from sre_agent.actions.ports import ActionRequest, ActionResult
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.evidence.redact import redact
+from sre_agent.domain.results import (
+    ActionRequest,
+    ActionResult,
+    ReconcileResult,
+    ReconcileStatus,
+)
+from sre_agent.shared.redact import redact
 
 MIN_DURATION_S = 60
 MAX_DURATION_S = 86400
@@ -119,14 +124,20 @@ class AlertmanagerSilenceBackend:
             raise ValueError("unexpected silences answer")
         return [s for s in data if isinstance(s, dict)]
 
-    async def reconcile(self, request: ActionRequest, started_at: datetime) -> bool | None:
-        """Is there a silence whose comment names this action's idempotency key? ``None`` when
-        Alertmanager cannot be asked. Never creates anything."""
+    async def reconcile(self, request: ActionRequest, started_at: datetime) -> ReconcileResult:
+        """Is there a silence whose comment names this action's idempotency key? ``unknown``
+        when Alertmanager cannot be asked. Never creates anything."""
         if request.kind not in self.kinds:
-            return None
+            return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                                   reason=f"unsupported action kind {request.kind}")
         marker = key_marker(request.idempotency_key)
         try:
             silences = await asyncio.wait_for(self._list(), self.timeout_s + 1)
-        except Exception:
-            return None
-        return any(marker in str(s.get("comment", "")) for s in silences)
+        except Exception as exc:
+            return ReconcileResult(status=ReconcileStatus.UNKNOWN,
+                                   reason=f"Alertmanager unreachable: {type(exc).__name__}")
+        if any(marker in str(s.get("comment", "")) for s in silences):
+            return ReconcileResult(status=ReconcileStatus.TOOK_EFFECT,
+                                   reason="a silence carries the action's key")
+        return ReconcileResult(status=ReconcileStatus.NO_EFFECT,
+                               reason="no silence carries the action's key")

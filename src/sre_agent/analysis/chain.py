@@ -40,7 +40,7 @@ from sre_agent.analysis.validation import (
 from sre_agent.config import LLMSettings
 from sre_agent.domain.diagnosis import Diagnosis
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
-from sre_agent.pipeline.ports import Analyzer
+from sre_agent.ports import Analyzer
 
 __all__ = [
     "BreakerState",

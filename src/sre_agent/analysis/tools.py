@@ -1,6 +1,6 @@
 """Read-only tools the LLM may call while investigating one incident.
 
-``InvestigationTools`` is the port (the lead wires real collectors behind it).
+``InvestigationTools`` is the port (in ``sre_agent.ports``; real collectors sit behind it).
 ``GuardedInvestigation`` is what the model actually reaches: container tools only for this
 incident's resolved targets (anything else is refused without calling through), bounded
 arguments, a time bound per call, and results as JSON strings of at most a few KB,
@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sre_agent.analysis.prompts import neutralise
 from sre_agent.domain.evidence import Evidence
+from sre_agent.ports import InvestigationTools as InvestigationTools  # the port, re-exported
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -26,20 +27,6 @@ TOOL_OUTPUT_LIMIT = 4000
 MAX_PROMQL_CHARS = 2000
 MAX_LOG_TAIL = 200
 TOOL_TIMEOUT_S = 10.0
-
-
-class InvestigationTools(Protocol):
-    async def query_prometheus(self, promql: str) -> Evidence:
-        """Run an instant PromQL query. Read-only; failures come back as Evidence(error)."""
-        ...
-
-    async def container_state(self, name: str) -> Evidence:
-        """State, health and restart count of one container."""
-        ...
-
-    async def container_logs(self, name: str, tail: int = 50) -> Evidence:
-        """The last ``tail`` log lines of one container."""
-        ...
 
 
 def _dump(value: dict[str, Any]) -> str:

@@ -28,10 +28,10 @@ from sre_agent.api.routes import (
     webhook,
 )
 from sre_agent.api.schemas import ErrorOut
-from sre_agent.bootstrap import Container, build_container
+from sre_agent.bootstrap import Services, build_services
 from sre_agent.config import Settings
 from sre_agent.domain.alertmanager import WebhookNotification
-from sre_agent.store.ports import StoreUnavailable
+from sre_agent.ports import StoreUnavailable
 
 log = structlog.get_logger("sre_agent.api")
 # Write paths that authenticate themselves: the webhook (its own credentials) and the login
@@ -44,25 +44,25 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(settings: Settings, *, container: Container | None = None) -> FastAPI:
-    the_container = container or build_container(settings)
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    services = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await the_container.runner.start()
+        await services.runner.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
                  host=settings.host, port=settings.port, llm=settings.llm.enabled)
         try:
             yield
         finally:
-            await the_container.runner.stop()
-            await the_container.store.close()
+            await services.runner.stop()
+            await services.store.close()
             log.info("agent_stopped")
 
     app = FastAPI(title="SRE Agent", version=__version__, lifespan=lifespan,
                   description="Alertmanager webhooks in, diagnosis and safety-gated "
                               "remediation out.")
-    app.state.container = the_container
+    app.state.services = services
     for module in (health, webhook, status, incidents, actions, policy, audit, control,
                    events, web):
         app.include_router(module.router, responses=COMMON_RESPONSES)
@@ -77,7 +77,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
         if request.method not in SAFE_METHODS and not request.url.path.startswith(
                 SELF_AUTHENTICATED_PREFIXES):
             try:
-                await require_operator(request, the_container,
+                await require_operator(request, services,
                                        request.headers.get("authorization"))
             except HTTPException as exc:
                 return JSONResponse({"detail": exc.detail}, exc.status_code,

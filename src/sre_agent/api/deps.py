@@ -1,4 +1,9 @@
-"""FastAPI dependencies, as aliases routes can annotate with."""
+"""FastAPI dependencies, as aliases routes can annotate with.
+
+Routes ask for the one part they use (``StoreDep``, ``RunnerDep``, ``PolicyDep``,
+``CommandsDep``, ``CurrentOperator`` ...); only the status and dashboard pages, which show
+everything, take the whole wiring box (``ServicesDep``).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,14 @@ from urllib.parse import quote
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from sre_agent.api.auth import cross_site_request, operator_authorized
-from sre_agent.bootstrap import Container
+from sre_agent.bootstrap import Services
+from sre_agent.config import Settings
 from sre_agent.domain.events import Actor
+from sre_agent.domain.policy import Policy
+from sre_agent.observability import Metrics
+from sre_agent.pipeline.commands import CommandBus
+from sre_agent.pipeline.runner import PipelineRunner
+from sre_agent.ports import EventStore
 from sre_agent.web import prefers_html
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_HEADER, Session, SessionSigner
 
@@ -18,18 +29,50 @@ _NAME = re.compile(r"[^A-Za-z0-9_.@-]")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_store(services: ServicesDep) -> EventStore:
+    return services.store
+
+
+def get_runner(services: ServicesDep) -> PipelineRunner:
+    return services.runner
+
+
+def get_policy(services: ServicesDep) -> Policy:
+    return services.policy
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_metrics(services: ServicesDep) -> Metrics:
+    return services.metrics
+
+
+def get_commands(services: ServicesDep) -> CommandBus:
+    return services.commands
+
+
+StoreDep = Annotated[EventStore, Depends(get_store)]
+RunnerDep = Annotated[PipelineRunner, Depends(get_runner)]
+PolicyDep = Annotated[Policy, Depends(get_policy)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CommandsDep = Annotated[CommandBus, Depends(get_commands)]
 
 
 def session_signer(request: Request) -> SessionSigner | None:
     """The app's cookie signer; None when no operator token is set (no login then)."""
-    container = get_container(request)
-    token = container.settings.operator_token
+    services = get_services(request)
+    token = services.settings.operator_token
     if token is None:
         return None
     signer: SessionSigner | None = getattr(request.app.state, "web_sessions", None)
@@ -55,7 +98,7 @@ def login_redirect(request: Request) -> HTTPException:
 
 async def require_operator(
     request: Request,
-    container: ContainerDep,
+    services: ServicesDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """Operator auth: the bearer token, or a browser session cookie plus a CSRF token.
@@ -64,12 +107,12 @@ async def require_operator(
     that a page on another origin forged is refused.
     """
     unsafe = request.method not in SAFE_METHODS
-    if container.settings.operator_token is None:
+    if services.settings.operator_token is None:
         if unsafe and cross_site_request(request.headers, request.headers.get("host")):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-origin request refused")
         return
     if authorization:
-        if operator_authorized(container.settings, authorization):
+        if operator_authorized(services.settings, authorization):
             return  # programs with the token need no CSRF token: browsers never add it
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid operator token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -103,4 +146,4 @@ async def operator_actor(
 
 
 OperatorDep = Depends(require_operator)
-OperatorActor = Annotated[str, Depends(operator_actor)]
+CurrentOperator = Annotated[str, Depends(operator_actor)]

@@ -13,7 +13,7 @@ from typing import Any
 
 from sre_agent.cli.common import fail, load_settings
 from sre_agent.evaluation import EvaluationReport, ScenarioError, evaluate, load_scenarios
-from sre_agent.pipeline.ports import Analyzer
+from sre_agent.ports import Analyzer
 
 DEFAULT_DIR = Path("tests") / "scenarios"
 

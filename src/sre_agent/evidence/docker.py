@@ -2,14 +2,13 @@
 
 The ``docker`` SDK is synchronous: every call runs in ``asyncio.to_thread`` under
 ``asyncio.wait_for``; the SDK's own request timeout bounds the thread. The client is built lazily
-and thrown away after a connection failure (``sre_agent.docker_client.LazyDockerClient``), so a
+and thrown away after a connection failure (``sre_agent.shared.docker.LazyDockerClient``), so a
 daemon that comes back is picked up again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,25 +16,21 @@ from typing import Any
 
 from docker.errors import NotFound
 
-from sre_agent.docker_client import (
+from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.shared.docker import (
     ClientFactory,
+    InvalidContainerName,
     LazyDockerClient,
+    check_container_name,
+    container_facts,
     default_client_factory,
     describe_docker_error,
 )
-from sre_agent.docker_client import DockerUnavailable as DockerUnavailable  # re-exported
-from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
-from sre_agent.evidence.redact import redact
+from sre_agent.shared.docker import DockerUnavailable as DockerUnavailable  # re-exported
+from sre_agent.shared.redact import redact
 
 SOURCE = "docker"
-# Docker's own rule for container names; ids (hex) match it too. Anything else never reaches
-# the API (alert labels are untrusted and end up in a URL path).
-CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,254}$")
 MAX_LINE_CHARS = 1000
-
-
-class InvalidContainerName(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -93,14 +88,8 @@ def state_data(attrs: Mapping[str, Any]) -> dict[str, Any]:
     config = attrs.get("Config") or {}
     health = state.get("Health") or {}
     data: dict[str, Any] = {
-        "container": str(attrs.get("Name", "")).lstrip("/"),
-        "id": str(attrs.get("Id", ""))[:12],
-        "status": state.get("Status"),
-        "health": health.get("Status") or "none",
-        "restart_count": attrs.get("RestartCount", 0),
-        "started_at": state.get("StartedAt"),
+        **container_facts(attrs),
         "finished_at": state.get("FinishedAt"),
-        "exit_code": state.get("ExitCode"),
         "oom_killed": state.get("OOMKilled"),
         "labels": dict(config.get("Labels") or {}),
         "image": config.get("Image"),
@@ -225,5 +214,4 @@ class DockerEvidence:
 
 
 def _check_name(name: str) -> None:
-    if not CONTAINER_NAME_RE.match(name):
-        raise InvalidContainerName(f"invalid container name {name[:80]!r}")
+    check_container_name(name)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
-from sre_agent.evidence.redact import redact
+from sre_agent.shared.redact import redact
 
 SOURCE = "http_probe"
 MAX_BODY_BYTES = 4096

@@ -19,7 +19,7 @@ from urllib3.util.retry import Retry
 
 from sre_agent.domain.alertmanager import expression_from_generator_url
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
-from sre_agent.evidence.redact import redact
+from sre_agent.shared.redact import redact
 
 SOURCE = "prometheus"
 MAX_SERIES = 20

@@ -27,13 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
-from sre_agent.evidence.docker import (
-    CONTAINER_NAME_RE,
-    ContainerSummary,
-    DockerEvidence,
-    DockerUnavailable,
-)
-from sre_agent.evidence.redact import redact
+from sre_agent.evidence.docker import ContainerSummary, DockerEvidence
+from sre_agent.shared.docker import CONTAINER_NAME_RE, DockerUnavailable
+from sre_agent.shared.redact import redact
 
 SOURCE = "target"
 NAME_LABELS = ("container", "container_name", "name")

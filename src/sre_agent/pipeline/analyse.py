@@ -14,12 +14,11 @@ from typing import Any
 import structlog
 
 from sre_agent.domain.diagnosis import Diagnosis, Engine
-from sre_agent.domain.events import Actor, EventType, NewEvent
+from sre_agent.domain.events import Actor, EventType, NewEvent, payloads
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.pipeline.ports import Analyzer, EvidenceSource, TargetResolver
 from sre_agent.pipeline.stages import IncidentWork
-from sre_agent.store.ports import EventStore
+from sre_agent.ports import Analyzer, EventStore, EvidenceSource, TargetResolver
 
 log = structlog.get_logger("sre_agent.analyse")
 _MAX_LOG_LINES, _MAX_LINE = 50, 500
@@ -84,17 +83,16 @@ def proposal_events(incident_id: str, diagnosis: Diagnosis,
             continue
         seen.add(key)
         target = by_name.get(action.target or "")
-        events.append(NewEvent(EventType.ACTION_PROPOSED, Actor.AGENT, incident_id, {
-            "action_id": "act-" + uuid.uuid4().hex[:16],
-            "idempotency_key": f"{incident_id}:{key[0]}:{key[1]}:1",
-            "kind": action.kind.value, "target": action.target, "reason": action.reason,
-            "alertname": alertname,
-            "proposal": {"confidence": diagnosis.confidence, "engine": diagnosis.engine.value,
-                         "target_verified": bool(target and target.verified),
-                         "target_labels": dict(target.labels) if target else {},
-                         "agreed": others is None or (action.kind.value, action.target) in others,
-                         "params": action.params},
-        }))
+        events.append(NewEvent.of(payloads.ActionProposed(
+            action_id="act-" + uuid.uuid4().hex[:16],
+            idempotency_key=f"{incident_id}:{key[0]}:{key[1]}:1",
+            kind=action.kind.value, target=action.target, reason=action.reason,
+            alertname=alertname,
+            proposal={"confidence": diagnosis.confidence, "engine": diagnosis.engine.value,
+                      "target_verified": bool(target and target.verified),
+                      "target_labels": dict(target.labels) if target else {},
+                      "agreed": others is None or (action.kind.value, action.target) in others,
+                      "params": action.params}), Actor.AGENT, incident_id))
     return events
 
 
@@ -125,11 +123,11 @@ class AnalyseStage:
                   if self.rules is not None and diagnosis.engine == Engine.LLM else None)
         alertname = ctx.alertnames[0] if ctx.alertnames else ""
         events = [
-            NewEvent(EventType.EVIDENCE_COLLECTED, Actor.AGENT, work.id,
-                     {"targets": [t.model_dump() for t in targets],
-                      "evidence": [_trim(e) for e in evidence]}),
-            NewEvent(EventType.DIAGNOSIS_PRODUCED, Actor.AGENT, work.id,
-                     diagnosis.model_dump(mode="json")),
+            NewEvent.of(payloads.EvidenceCollected(
+                targets=[t.model_dump() for t in targets],
+                evidence=[_trim(e) for e in evidence]), Actor.AGENT, work.id),
+            NewEvent.of(payloads.DiagnosisProduced.model_validate(
+                diagnosis.model_dump(mode="json")), Actor.AGENT, work.id),
             *proposal_events(work.id, diagnosis, targets, alertname, second),
         ]
         await store.append(events)

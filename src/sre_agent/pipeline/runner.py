@@ -14,7 +14,7 @@ import structlog
 
 from sre_agent.observability import Metrics
 from sre_agent.pipeline.stages import Stage, load_work
-from sre_agent.store.ports import EventStore, StoreUnavailable
+from sre_agent.ports import EventStore, StoreUnavailable
 
 log = structlog.get_logger("sre_agent.runner")
 

@@ -15,11 +15,10 @@ from sre_agent.domain.control import ControlState
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.evidence import AlertContext
 from sre_agent.domain.incident import highest_severity, incident_title
-from sre_agent.domain.policy import GateState, Policy, decide
+from sre_agent.domain.policy import GateHistory, Policy, decide, gate_state, precheck
 from sre_agent.pipeline.analyse import gather_evidence, proposal_events
-from sre_agent.pipeline.ports import Analyzer, EvidenceSource, TargetResolver
-from sre_agent.pipeline.remediate import proposal_of
-from sre_agent.store.ports import GateHistory
+from sre_agent.pipeline.handlers.base import proposal_of
+from sre_agent.ports import Analyzer, EvidenceSource, TargetResolver
 
 
 async def simulate(
@@ -40,22 +39,15 @@ async def simulate(
     targets, evidence = await gather_evidence(ctx, resolver, sources)
     diagnosis = await analyzer.analyse(ctx, targets, evidence)
     alertname = ctx.alertnames[0] if ctx.alertnames else ""
-    hist = history or GateHistory()
-    state = GateState(
-        mode=control.mode, paused=control.paused, now=time.time(),
-        breaker_open=frozenset(hist.breaker_open), last_run=hist.last_run,
-        recent_runs=tuple(hist.recent_runs),
-        recent_runs_by_target={k: tuple(v) for k, v in hist.recent_runs_by_target.items()},
-        track_record=hist.track_record, alertname=alertname)
+    state = gate_state(history or GateHistory(), mode=control.mode, paused=control.paused,
+                       now=time.time(), alertname=alertname)
     decisions = []
     for ev in proposal_events("simulated", diagnosis, targets, alertname):
         row = {**ev.data, "status": "proposed"}
         kind = ActionKind(row["kind"])
-        if available_kinds is not None and kind not in available_kinds:
-            outcome, reason = "blocked", f"no backend configured for {kind}"
-        else:
-            d = decide(proposal_of(row), policy, state)
-            outcome, reason = d.outcome.value, d.reason
+        d = (precheck(kind, incident_resolved=False, available=available_kinds)
+             or decide(proposal_of(row), policy, state))
+        outcome, reason = d.outcome.value, d.reason
         decisions.append({"kind": kind.value, "target": row["target"], "decision": outcome,
                           "reason": reason})
     return {

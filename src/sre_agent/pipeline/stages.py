@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sre_agent.domain.events import StoredEvent
-from sre_agent.store.ports import EventStore
+from sre_agent.ports import EventStore
 
 
 @dataclass

@@ -30,7 +30,7 @@ def _alert_row(ev: StoredEvent) -> dict[str, Any]:
         "generator_url": d["generator_url"],
         "ends_at": d["ends_at"],
         "received_seq": ev.seq,
-    }
+    }  # read from the raw data: the batched AlertReceived path must stay cheap
 
 
 def apply_event(conn: Connection, ev: StoredEvent) -> None:

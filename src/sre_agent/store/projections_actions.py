@@ -7,8 +7,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from sre_agent.domain.actions import STATUS_BY_EVENT, ActionStatus
-from sre_agent.domain.events import EventType, StoredEvent
+from sre_agent.domain.actions import (
+    STATUS_BY_EVENT,
+    ActionStatus,
+    action_changes,
+    action_transition,
+    new_action_row,
+)
+from sre_agent.domain.events import EventType, StoredEvent, payloads
 from sre_agent.store.schema import action_stats, actions, breakers, incidents
 
 
@@ -28,53 +34,38 @@ def _bump_stats(conn: Connection, alertname: str, kind: str, **deltas: float) ->
         **{k: getattr(action_stats.c, k) + v for k, v in deltas.items()}))
 
 
+_RELEVANT = frozenset(STATUS_BY_EVENT) | {EventType.BREAKER_TRIPPED, EventType.BREAKER_RESET,
+                                          EventType.INCIDENT_RESOLVED}
+
+
 def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
-    t = ev.type
-    d = ev.data
-    if t == EventType.BREAKER_TRIPPED or t == EventType.BREAKER_RESET:
-        conn.execute(delete(breakers).where(breakers.c.target == d["target"]))
+    if ev.type not in _RELEVANT:
+        return  # cheap: most events (alerts) are not about actions
+    p = ev.payload
+    if isinstance(p, payloads.BreakerTripped | payloads.BreakerReset):
+        conn.execute(delete(breakers).where(breakers.c.target == p.target))
         conn.execute(insert(breakers).values(
-            target=d["target"], state="open" if t == EventType.BREAKER_TRIPPED else "closed",
-            reason=d.get("reason", ""), changed_at=ev.at))
+            target=p.target, state="open" if isinstance(p, payloads.BreakerTripped) else "closed",
+            reason=p.reason, changed_at=ev.at))
         return
-    if t == EventType.INCIDENT_RESOLVED and ev.incident_id:
+    if isinstance(p, payloads.IncidentResolved) and ev.incident_id:
         _record_recoveries(conn, ev)
         return
-    status = STATUS_BY_EVENT.get(t)
-    if status is None or "action_id" not in d:
+    step = action_transition(ev)
+    if step is None:
         return
     now = _ts(ev.at)
-    if t == EventType.ACTION_PROPOSED:
-        conn.execute(insert(actions).values(
-            id=d["action_id"], incident_id=ev.incident_id, kind=d["kind"], target=d.get("target"),
-            alertname=d.get("alertname", ""), reason=d.get("reason", ""), status=status,
-            proposal=d.get("proposal", {}), idempotency_key=d["idempotency_key"],
-            proposed_at=ev.at, updated_at=ev.at, updated_ts=now))
+    if isinstance(p, payloads.ActionProposed):
+        conn.execute(insert(actions).values(**new_action_row(ev, p, now)))
         return
-    changes: dict[str, Any] = {"status": status, "updated_at": ev.at, "updated_ts": now}
-    if "reason" in d:
-        changes["decision_reason"] = d["reason"]
-    if t in (EventType.ACTION_APPROVED, EventType.ACTION_REJECTED):
-        changes["decided_by"] = ev.actor
-    if t == EventType.ACTION_STARTED:
-        changes["started_ts"] = now
-    if t in (EventType.ACTION_SUCCEEDED, EventType.ACTION_FAILED):
-        changes["finished_ts"] = now
-        changes["result"] = d.get("result", {})
-    if t in (EventType.VERIFICATION_PASSED, EventType.VERIFICATION_FAILED):
-        changes["result"] = {**(_current_result(conn, d["action_id"])),
-                             "verification": d.get("result", {})}
-    conn.execute(update(actions).where(actions.c.id == d["action_id"]).values(**changes))
-    # The track record counts finished attempts only: an action still being verified is neither
-    # a success nor a failure yet (counting it at ActionStarted made in-flight restarts look
-    # like failures and sent the next incident to approval).
-    if t in (EventType.VERIFICATION_PASSED, EventType.VERIFICATION_FAILED,
-             EventType.ACTION_FAILED):
+    changes = action_changes(step, now, lambda: _current_result(conn, step.action_id))
+    conn.execute(update(actions).where(actions.c.id == step.action_id).values(**changes))
+    if step.attempt:
         row = conn.execute(select(actions.c.alertname, actions.c.kind)
-                           .where(actions.c.id == d["action_id"])).first()
+                           .where(actions.c.id == step.action_id)).first()
         if row is not None:
-            passed = 1 if t == EventType.VERIFICATION_PASSED else 0
-            _bump_stats(conn, row.alertname, row.kind, attempts=1, successes=passed)
+            _bump_stats(conn, row.alertname, row.kind, attempts=1,
+                        successes=1 if step.success else 0)
 
 
 def _current_result(conn: Connection, action_id: str) -> dict[str, Any]:

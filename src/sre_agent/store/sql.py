@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Connection,
     delete,
-    func,
     insert,
     select,
     text,
@@ -28,30 +27,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
     GENESIS_HASH,
-    ChainBreak,
     NewEvent,
     StoredEvent,
     canonical_json,
     event_hash_from_text,
     utc_now,
-    verify_chain,
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
+from sre_agent.ports import IngestResult, StoreUnavailable
 from sre_agent.store.engine import make_engine
-from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
     PROJECTION_TABLES,
     actions,
     alerts,
     chain_head,
-    control,
     events,
     incidents,
     metadata,
     progress,
 )
 from sre_agent.store.sql_actions import ActionQueries
+from sre_agent.store.sql_reads import LogQueries, row_to_event
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -62,13 +59,7 @@ def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
 
-def _row_to_event(row: Any) -> StoredEvent:
-    return StoredEvent(seq=row.seq, incident_id=row.incident_id, type=row.type, at=row.at,
-                       actor=row.actor, data=json.loads(row.data), prev_hash=row.prev_hash,
-                       hash=row.hash)
-
-
-class SqlEventStore(ActionQueries):
+class SqlEventStore(LogQueries, ActionQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
@@ -167,9 +158,9 @@ class SqlEventStore(ActionQueries):
             data = json.loads(text)  # exactly what is hashed and read back
             h = event_hash_from_text(seq=seq, incident_id=ev.incident_id, type=str(ev.type),
                                      at=at, actor=ev.actor, data_text=text, prev_hash=prev)
-            s = StoredEvent(seq, ev.incident_id, str(ev.type), at, ev.actor, data, prev, h)
+            s = StoredEvent(seq, ev.incident_id, ev.type, at, ev.actor, data, prev, h)
             stored.append(s)
-            rows.append({"seq": seq, "incident_id": ev.incident_id, "type": s.type, "at": at,
+            rows.append({"seq": seq, "incident_id": ev.incident_id, "type": str(ev.type), "at": at,
                          "actor": ev.actor, "data": text, "prev_hash": prev, "hash": h})
             prev = h
         conn.execute(insert(events), rows)
@@ -246,7 +237,7 @@ class SqlEventStore(ActionQueries):
             conn.execute(delete(progress))
             count = 0
             for row in conn.execute(select(events).order_by(events.c.seq)):
-                apply_event(conn, _row_to_event(row))
+                apply_event(conn, row_to_event(row))
                 count += 1
             return count
         return await self._write(run)
@@ -262,103 +253,6 @@ class SqlEventStore(ActionQueries):
             return await self._write(run)
         except StoreUnavailable:
             return False
-
-    # --- reads --------------------------------------------------------------------------------
-    async def list_events(
-        self, *, incident_id: str | None = None, types: list[str] | None = None,
-        since_seq: int = 0, limit: int = 100,
-    ) -> list[StoredEvent]:
-        def run(conn: Connection) -> list[StoredEvent]:
-            q = select(events).where(events.c.seq > since_seq)
-            if incident_id is not None:
-                q = q.where(events.c.incident_id == incident_id)
-            if types:
-                q = q.where(events.c.type.in_(types))
-            return [_row_to_event(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit))]
-        return await self._read(run)
-
-    async def last_event(self, types: list[str] | None = None) -> StoredEvent | None:
-        def run(conn: Connection) -> StoredEvent | None:
-            q = select(events)
-            if types:
-                q = q.where(events.c.type.in_(types))
-            row = conn.execute(q.order_by(events.c.seq.desc()).limit(1)).first()
-            return _row_to_event(row) if row else None
-        return await self._read(run)
-
-    async def verify(self) -> VerifyResult:
-        def run(conn: Connection) -> VerifyResult:
-            prev, expected, checked = GENESIS_HASH, 1, 0
-            batch = 5000
-            while True:
-                rows = conn.execute(select(events).where(events.c.seq >= expected)
-                                    .order_by(events.c.seq).limit(batch)).all()
-                if not rows:
-                    break
-                evs = [_row_to_event(r) for r in rows]
-                brk = verify_chain(evs, prev, expected)
-                if brk is not None:  # count the intact events of this batch too
-                    return VerifyResult(checked + max(0, brk.seq - expected), brk)
-                checked += len(evs)
-                prev, expected = evs[-1].hash, evs[-1].seq + 1
-            head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
-            if head.seq != expected - 1 or (checked and head.hash != prev):
-                return VerifyResult(checked, ChainBreak(
-                    expected, f"chain head says seq {head.seq}, log ends at {expected - 1}"))
-            return VerifyResult(checked, None)
-        return await self._read(run)
-
-    async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
-        def run(conn: Connection) -> dict[str, Any] | None:
-            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-            return dict(row._mapping) if row else None
-        return await self._read(run)
-
-    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
-        def run(conn: Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
-                                .order_by(alerts.c.id))
-            return [dict(r._mapping) for r in rows]
-        return await self._read(run)
-
-    async def list_incidents(
-        self, *, status: str | None = None, limit: int = 50, cursor: int | None = None,
-    ) -> IncidentPage:
-        def run(conn: Connection) -> IncidentPage:
-            q = select(incidents)
-            if status is not None:
-                q = q.where(incidents.c.status == status)
-            if cursor is not None:
-                q = q.where(incidents.c.opened_seq < cursor)
-            rows = [dict(r._mapping) for r in
-                    conn.execute(q.order_by(incidents.c.opened_seq.desc()).limit(limit + 1))]
-            nxt = rows[limit - 1]["opened_seq"] if len(rows) > limit else None
-            return IncidentPage(rows[:limit], nxt)
-        return await self._read(run)
-
-    async def incident_counts(self) -> dict[str, int]:
-        def run(conn: Connection) -> dict[str, int]:
-            counts = {s.value: 0 for s in IncidentStatus}
-            for row in conn.execute(select(incidents.c.status, func.count())
-                                    .group_by(incidents.c.status)):
-                counts[row[0]] = int(row[1])
-            return counts
-        return await self._read(run)
-
-    async def control_state(self) -> dict[str, str]:
-        def run(conn: Connection) -> dict[str, str]:
-            return {r.key: r.value for r in conn.execute(select(control))}
-        return await self._read(run)
-
-    async def pending_incidents(self, limit: int = 1000) -> list[str]:
-        def run(conn: Connection) -> list[str]:
-            q = (select(incidents.c.id)
-                 .select_from(incidents.outerjoin(progress, progress.c.incident_id
-                                                  == incidents.c.id))
-                 .where(incidents.c.last_seq > func.coalesce(progress.c.processed_seq, 0))
-                 .order_by(incidents.c.opened_seq).limit(limit))
-            return [r.id for r in conn.execute(q)]
-        return await self._read(run)
 
     async def close(self) -> None:
         """Release threads and connections. The store stays usable: a later call reconnects

@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
-from sre_agent.domain.actions import EXECUTED, FAILURES
-from sre_agent.store.ports import GateHistory
+from sre_agent.domain.actions import gate_history_of, history_since
+from sre_agent.domain.policy import GateHistory
 from sre_agent.store.schema import action_stats, actions, breakers
 
 T = TypeVar("T")
@@ -38,27 +38,17 @@ class ActionQueries:
 
     async def gate_history(self, now: float, window_s: float) -> GateHistory:
         def run(conn: Connection) -> GateHistory:
-            since = now - max(window_s, 3600.0)
-            hist = GateHistory()
+            since = history_since(now, window_s)
             rows = conn.execute(select(actions.c.kind, actions.c.target, actions.c.status,
                                        actions.c.started_ts, actions.c.updated_ts)
                                 .where(actions.c.updated_ts >= since)).all()
-            for r in rows:
-                target = r.target or ""
-                if r.status in EXECUTED and r.started_ts is not None:
-                    key = (r.kind, target)
-                    hist.last_run[key] = max(hist.last_run.get(key, 0.0), r.started_ts)
-                    if now - r.started_ts <= 3600:
-                        hist.recent_runs.append(r.started_ts)
-                        hist.recent_runs_by_target.setdefault(target, []).append(r.started_ts)
-                if r.status in FAILURES and now - r.updated_ts <= window_s:
-                    hist.failures_by_target.setdefault(target, []).append(r.updated_ts)
             # Cooldowns may be longer than the window: the last run of each pair, whenever.
-            hist.breaker_open = {r.target for r in conn.execute(
+            open_ = {r.target for r in conn.execute(
                 select(breakers.c.target).where(breakers.c.state == "open"))}
-            for s in conn.execute(select(action_stats)):
-                hist.track_record[(s.alertname, s.kind)] = (int(s.attempts), int(s.successes))
-            return hist
+            record = {(s.alertname, s.kind): (int(s.attempts), int(s.successes))
+                      for s in conn.execute(select(action_stats))}
+            return gate_history_of((dict(r._mapping) for r in rows), now, window_s,
+                                   breaker_open=open_, track_record=record)
         return await self._read(run)
 
     async def list_breakers(self) -> list[dict[str, Any]]:

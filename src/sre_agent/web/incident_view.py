@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sre_agent.domain.events import EventType, StoredEvent, payloads
 from sre_agent.web.views import (
     TARGET_LABELS,
     Badge,
@@ -16,96 +17,110 @@ from sre_agent.web.views import (
     safe_link,
 )
 
-
 # --- incident detail: timeline, diagnosis, alerts ------------------------------------------------
-def action_names(events: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+EventLike = StoredEvent | Mapping[str, Any]
+
+
+def as_events(events: Iterable[EventLike]) -> list[StoredEvent]:
+    """Typed events, from stored events or their JSON form (``StoredEvent.as_dict``)."""
+    return [e if isinstance(e, StoredEvent) else StoredEvent.from_dict(dict(e)) for e in events]
+
+
+def action_names(events: Iterable[StoredEvent]) -> dict[str, str]:
     """action id → "restart container on web", from the ActionProposed events."""
     names: dict[str, str] = {}
     for ev in events:
-        data = ev.get("data") or {}
-        if ev.get("type") == "ActionProposed" and "action_id" in data:
-            kind = str(data.get("kind", "action")).replace("_", " ")
-            target = data.get("target")
-            names[str(data["action_id"])] = f"{kind} on {target}" if target else kind
+        p = ev.payload
+        if isinstance(p, payloads.ActionProposed) and p.action_id:
+            kind = (p.kind or "action").replace("_", " ")
+            names[p.action_id] = f"{kind} on {p.target}" if p.target else kind
     return names
 
 
-def _alert_name(data: Mapping[str, Any]) -> str:
-    labels = data.get("labels") or {}
-    name = str(labels.get("alertname") or "alert")
-    where = next((str(labels[k]) for k in TARGET_LABELS if labels.get(k)), "")
+def _alert_name(p: payloads.AlertReceived | payloads.AlertResolved) -> str:
+    name = str(p.labels.get("alertname") or "alert")
+    where = next((str(p.labels[k]) for k in TARGET_LABELS if p.labels.get(k)), "")
     return f"{name} ({where})" if where else name
 
 
-def describe_event(ev: Mapping[str, Any], names: Mapping[str, str]) -> str:
+def _with(text: str, reason: str) -> str:
+    return text + (f": {reason}" if reason else "")
+
+
+_DECISION_VERB = {EventType.ACTION_BLOCKED: "Blocked", EventType.ACTION_DRY_RUN: "Dry run of",
+                  EventType.ACTION_EXPIRED: "Expired"}
+
+
+def describe_event(ev: StoredEvent, names: Mapping[str, str]) -> str:
     """One line of plain text for a timeline row (untrusted parts included, unescaped)."""
-    t = str(ev.get("type", ""))
-    d: Mapping[str, Any] = ev.get("data") or {}
-    action = names.get(str(d.get("action_id", "")), str(d.get("action_id", "action")))
-    reason = clip(d.get("reason"), 200)
-    raw_result = d.get("result")
-    result: Mapping[str, Any] = raw_result if isinstance(raw_result, Mapping) else {}
+    p = ev.payload
+    aid = str(ev.data.get("action_id", ""))
+    action = names.get(aid, aid or "action")
+    reason = clip(ev.data.get("reason"), 200)
     text: str
-    if t == "IncidentOpened":
-        text = f"Incident opened: {clip(d.get('title'))} (severity {d.get('severity', '?')})"
-    elif t == "AlertReceived":
-        summary = (d.get("annotations") or {}).get("summary")
-        text = f"{_alert_name(d)} firing" + (f": {clip(summary, 200)}" if summary else "")
-    elif t == "AlertResolved":
-        text = f"{_alert_name(d)} resolved"
-    elif t == "EvidenceCollected":
-        evidence = d.get("evidence") or []
-        errors = sum(1 for e in evidence if e.get("status") == "error")
-        targets = ", ".join(str(x.get("name")) for x in d.get("targets") or []) or "none"
-        text = (f"Evidence collected: {len(evidence)} item(s), {errors} error(s); "
-                f"targets: {clip(targets, 120)}")
-    elif t == "DiagnosisProduced":
-        conf = d.get("confidence")
-        conf_text = f", confidence {float(conf):.2f}" if isinstance(conf, int | float) else ""
-        text = f"Diagnosis ({d.get('engine', '?')}{conf_text}): {clip(d.get('summary'), 200)}"
-    elif t == "ActionProposed":
-        text = f"Proposed {action}" + (f": {reason}" if reason else "")
-    elif t == "ActionAwaitingApproval":
-        text = f"{action} awaits approval" + (f": {reason}" if reason else "")
-    elif t in ("ActionApproved", "ActionRejected"):
-        verb = "Approved" if t == "ActionApproved" else "Rejected"
-        text = f"{verb} {action} ({ev.get('actor', '?')})" + (f": {reason}" if reason else "")
-    elif t in ("ActionBlocked", "ActionDryRun", "ActionExpired"):
-        verb = {"ActionBlocked": "Blocked", "ActionDryRun": "Dry run of",
-                "ActionExpired": "Expired"}[t]
-        text = f"{verb} {action}" + (f": {reason}" if reason else "")
-    elif t == "ActionStarted":
-        text = f"Started {action}"
-    elif t == "ActionSucceeded":
-        text = f"{action} succeeded" + (" (reconciled)" if result.get("reconciled") else "")
-    elif t == "ActionFailed":
-        text = f"{action} failed: {clip(result.get('error') or 'unknown error', 200)}"
-    elif t == "VerificationPassed":
-        text = f"Verified {action}: the target recovered"
-    elif t == "VerificationFailed":
-        text = f"Verification of {action} failed: {clip(result.get('error') or '?', 200)}"
-    elif t == "IncidentEscalated":
-        text = f"Escalated: {reason or 'needs a human'}"
-    elif t == "IncidentResolved":
-        text = f"Resolved: {reason or 'all alerts resolved'}"
-    elif t == "ModeChanged":
-        text = f"Mode set to {d.get('mode')}" + (f": {reason}" if reason else "")
-    elif t in ("Paused", "Resumed"):
-        text = t + (f": {reason}" if reason else "")
-    elif t in ("BreakerTripped", "BreakerReset"):
-        verb = "tripped" if t == "BreakerTripped" else "reset"
-        text = f"Circuit breaker for {d.get('target')} {verb}" + (f": {reason}" if reason else "")
-    else:
-        text = t
+    match p:
+        case payloads.IncidentOpened():
+            text = f"Incident opened: {clip(p.title)} (severity {ev.data.get('severity', '?')})"
+        case payloads.AlertReceived():
+            summary = p.annotations.get("summary")
+            text = f"{_alert_name(p)} firing" + (f": {clip(summary, 200)}" if summary else "")
+        case payloads.AlertResolved():
+            text = f"{_alert_name(p)} resolved"
+        case payloads.EvidenceCollected():
+            errors = sum(1 for e in p.evidence if e.get("status") == "error")
+            targets = ", ".join(str(x.get("name")) for x in p.targets) or "none"
+            text = (f"Evidence collected: {len(p.evidence)} item(s), {errors} error(s); "
+                    f"targets: {clip(targets, 120)}")
+        case payloads.DiagnosisProduced():
+            conf = p.confidence
+            conf_text = f", confidence {float(conf):.2f}" if conf is not None else ""
+            text = f"Diagnosis ({p.engine}{conf_text}): {clip(p.summary, 200)}"
+        case payloads.ActionProposed():
+            text = _with(f"Proposed {action}", reason)
+        case payloads.ActionAwaitingApproval():
+            text = _with(f"{action} awaits approval", reason)
+        case payloads.ActionApproved() | payloads.ActionRejected():
+            verb = "Approved" if isinstance(p, payloads.ActionApproved) else "Rejected"
+            text = _with(f"{verb} {action} ({ev.actor or '?'})", reason)
+        case payloads.ActionBlocked() | payloads.ActionDryRun() | payloads.ActionExpired():
+            text = _with(f"{_DECISION_VERB[p.TYPE]} {action}", reason)
+        case payloads.ActionStarted():
+            text = f"Started {action}"
+        case payloads.ActionSucceeded():
+            text = f"{action} succeeded" + (" (reconciled)" if p.result.reconciled else "")
+        case payloads.ActionFailed():
+            text = f"{action} failed: {clip(p.result.error or 'unknown error', 200)}"
+        case payloads.VerificationPassed():
+            text = f"Verified {action}: the target recovered"
+        case payloads.VerificationFailed():
+            text = f"Verification of {action} failed: {clip(p.result.error or '?', 200)}"
+        case payloads.VerificationInconclusive():
+            text = (f"Verification of {action} inconclusive: "
+                    f"{clip(p.result.error or 'could not tell', 200)}")
+        case payloads.IncidentEscalated():
+            text = f"Escalated: {reason or 'needs a human'}"
+        case payloads.IncidentResolved():
+            text = f"Resolved: {reason or 'all alerts resolved'}"
+        case payloads.ModeChanged():
+            text = _with(f"Mode set to {ev.data.get('mode')}", reason)
+        case payloads.Paused() | payloads.Resumed():
+            text = _with(str(ev.type), reason)
+        case payloads.BreakerTripped() | payloads.BreakerReset():
+            verb = "tripped" if isinstance(p, payloads.BreakerTripped) else "reset"
+            text = _with(f"Circuit breaker for {ev.data.get('target')} {verb}", reason)
+        case _:
+            text = str(ev.type)
     return clip(text, 400)
 
 
-EVENT_TONE = {
-    "IncidentOpened": "warn", "AlertReceived": "warn", "AlertResolved": "ok",
-    "IncidentResolved": "ok", "IncidentEscalated": "bad", "DiagnosisProduced": "info",
-    "ActionAwaitingApproval": "warn", "ActionApproved": "ok", "ActionRejected": "off",
-    "ActionBlocked": "bad", "ActionFailed": "bad", "ActionSucceeded": "ok",
-    "VerificationPassed": "ok", "VerificationFailed": "bad", "BreakerTripped": "bad",
+E = EventType
+EVENT_TONE: dict[str, str] = {
+    E.INCIDENT_OPENED: "warn", E.ALERT_RECEIVED: "warn", E.ALERT_RESOLVED: "ok",
+    E.INCIDENT_RESOLVED: "ok", E.INCIDENT_ESCALATED: "bad", E.DIAGNOSIS_PRODUCED: "info",
+    E.ACTION_AWAITING_APPROVAL: "warn", E.ACTION_APPROVED: "ok", E.ACTION_REJECTED: "off",
+    E.ACTION_BLOCKED: "bad", E.ACTION_FAILED: "bad", E.ACTION_SUCCEEDED: "ok",
+    E.VERIFICATION_PASSED: "ok", E.VERIFICATION_FAILED: "bad",
+    E.VERIFICATION_INCONCLUSIVE: "warn", E.BREAKER_TRIPPED: "bad",
 }
 
 
@@ -121,13 +136,12 @@ class TimelineRow:
     hash: str
 
 
-def timeline(events: Iterable[Mapping[str, Any]]) -> list[TimelineRow]:
-    items = list(events)
+def timeline(events: Iterable[EventLike]) -> list[TimelineRow]:
+    items = as_events(events)
     names = action_names(items)
-    return [TimelineRow(seq=int(ev["seq"]), at=str(ev.get("at", "")), time=fmt_time(ev.get("at")),
-                        type=str(ev.get("type", "")), actor=clip(ev.get("actor"), 80),
-                        tone=EVENT_TONE.get(str(ev.get("type")), "info"),
-                        text=describe_event(ev, names), hash=str(ev.get("hash", "")))
+    return [TimelineRow(seq=ev.seq, at=ev.at, time=fmt_time(ev.at or None), type=str(ev.type),
+                        actor=clip(ev.actor, 80), tone=EVENT_TONE.get(ev.type, "info"),
+                        text=describe_event(ev, names), hash=ev.hash)
             for ev in items]
 
 

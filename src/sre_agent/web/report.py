@@ -7,11 +7,13 @@ line and escapes what Markdown would read as structure (headings, fences, links,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_agent.web.incident_view import action_names, describe_event
+from sre_agent.domain.actions import ActionStatus, ActionTransition, action_transition
+from sre_agent.domain.events import StoredEvent, payloads
+from sre_agent.web.incident_view import EventLike, action_names, as_events, describe_event
 from sre_agent.web.views import clip, fmt_duration, fmt_time, seconds_between
 
 _ESCAPE = re.compile(r"([\\`*_\[\]<>|~&#])")
@@ -59,72 +61,69 @@ class _Facts:
     first_verified: str | None = None
 
 
-def _result(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    raw = data.get("result")
-    return raw if isinstance(raw, Mapping) else {}
+_DECISION_LABEL = {ActionStatus.PENDING_APPROVAL: "awaiting approval",
+                   ActionStatus.APPROVED: "approved", ActionStatus.REJECTED: "rejected",
+                   ActionStatus.BLOCKED: "blocked", ActionStatus.DRY_RUN: "dry run",
+                   ActionStatus.EXPIRED: "expired"}
 
 
-def _collect(events: Sequence[Mapping[str, Any]]) -> _Facts:
+def _collect(events: Sequence[StoredEvent]) -> _Facts:
     facts = _Facts()
     names = action_names(events)
     for ev in events:
-        t, d, at = ev.get("type"), ev.get("data") or {}, ev.get("at")
-        facts.incident_id = str(ev.get("incident_id") or facts.incident_id)
-        action = facts.actions.get(str(d.get("action_id", "")))
-        if t == "IncidentOpened":
-            facts.title, facts.severity = str(d.get("title", "")), str(d.get("severity", "none"))
-            facts.group_key, facts.opened_at = str(d.get("group_key", "")), at
-        elif t in ("AlertReceived", "AlertResolved"):
-            key = (str(d.get("fingerprint")), str(d.get("starts_at")))
-            facts.alerts[key] = dict(d)
-        elif t == "IncidentResolved":
-            facts.resolved_at = at
-        elif t == "IncidentEscalated":
-            facts.escalations.append(str(d.get("reason", "")))
-        elif t == "DiagnosisProduced":
-            facts.diagnosis = d
-        elif t == "ActionProposed":
-            aid = str(d.get("action_id"))
-            facts.actions[aid] = _Action(aid, names.get(aid, aid), str(d.get("alertname", "")),
-                                         str(d.get("reason", "")))
-        elif action is not None:
-            _apply_action(facts, action, str(t), d, ev)
+        p, at = ev.payload, ev.at
+        facts.incident_id = str(ev.incident_id or facts.incident_id)
+        match p:
+            case payloads.IncidentOpened():
+                facts.title, facts.severity = p.title, str(ev.data.get("severity", "none"))
+                facts.group_key, facts.opened_at = p.group_key, at
+            case payloads.AlertReceived() | payloads.AlertResolved():
+                facts.alerts[(p.fingerprint, p.starts_at)] = dict(ev.data)
+            case payloads.IncidentResolved():
+                facts.resolved_at = at
+            case payloads.IncidentEscalated():
+                facts.escalations.append(p.reason)
+            case payloads.DiagnosisProduced():
+                facts.diagnosis = ev.data
+            case payloads.ActionProposed():
+                facts.actions[p.action_id] = _Action(p.action_id, names.get(p.action_id,
+                                                                             p.action_id),
+                                                     p.alertname, p.reason)
+            case _:
+                step = action_transition(ev)
+                action = facts.actions.get(step.action_id) if step else None
+                if step is not None and action is not None:
+                    _apply_step(facts, action, step)
     return facts
 
 
-def _apply_action(facts: _Facts, action: _Action, t: str, d: Mapping[str, Any],
-                  ev: Mapping[str, Any]) -> None:
-    reason = str(d.get("reason") or "")
-    if t == "ActionAwaitingApproval":
+def _apply_step(facts: _Facts, action: _Action, step: ActionTransition) -> None:
+    """Word one lifecycle step (the rule that maps events to steps is the domain's)."""
+    reason = step.reason or ""
+    label = _DECISION_LABEL.get(step.status)
+    if step.status == ActionStatus.PENDING_APPROVAL:
         action.decision = "awaiting approval"
-    elif t in ("ActionApproved", "ActionRejected"):
-        action.decision = "approved" if t == "ActionApproved" else "rejected"
-        action.decided_by = str(ev.get("actor", "?"))
-        if reason:
-            action.decision += f": {reason}"
-    elif t in ("ActionBlocked", "ActionDryRun", "ActionExpired"):
-        verb = {"ActionBlocked": "blocked", "ActionDryRun": "dry run",
-                "ActionExpired": "expired"}[t]
-        action.decision = f"{verb}: {reason}" if reason else verb
-        action.decided_by = str(ev.get("actor", "?"))
-    elif t == "ActionStarted":
+    elif label is not None:
+        action.decision = f"{label}: {reason}" if reason else label
+        action.decided_by = step.actor or "?"
+    elif step.started:
         if action.decision in ("proposed", "awaiting approval"):
             action.decision = f"allowed by the gate: {reason}" if reason else "allowed"
-            action.decided_by = str(ev.get("actor", "?"))
-        action.started_at = ev.get("at")
-        facts.first_started = facts.first_started or ev.get("at")
-    elif t in ("ActionSucceeded", "ActionFailed"):
-        result = _result(d)
-        action.outcome = ("succeeded" if t == "ActionSucceeded"
-                          else f"failed: {result.get('error') or 'unknown error'}")
-        if result.get("reconciled"):
+            action.decided_by = step.actor or "?"
+        action.started_at = step.at
+        facts.first_started = facts.first_started or step.at
+    elif step.result is not None:
+        action.outcome = ("succeeded" if step.status == ActionStatus.SUCCEEDED
+                          else f"failed: {step.result.get('error') or 'unknown error'}")
+        if step.result.get("reconciled"):
             action.outcome += " (reconciled after a restart)"
-    elif t in ("VerificationPassed", "VerificationFailed"):
-        result = _result(d)
-        action.verification = ("passed" if t == "VerificationPassed"
-                               else f"failed: {result.get('error') or '?'}")
-        if t == "VerificationPassed":
-            facts.first_verified = facts.first_verified or ev.get("at")
+    elif step.verification is not None:
+        error = step.verification.get("error") or "?"
+        action.verification = {ActionStatus.VERIFIED: "passed",
+                               ActionStatus.VERIFICATION_INCONCLUSIVE: f"inconclusive: {error}",
+                               }.get(step.status, f"failed: {error}")
+        if step.success:
+            facts.first_verified = facts.first_verified or step.at
 
 
 def _summary(f: _Facts) -> str:
@@ -159,8 +158,9 @@ def _summary(f: _Facts) -> str:
     return " ".join(parts)
 
 
-def build_report(events: Sequence[Mapping[str, Any]], *, generated_at: str) -> str:
+def build_report(events: Iterable[EventLike], *, generated_at: str) -> str:
     """The report for one incident, from its events in log order."""
+    events = as_events(events)
     f = _collect(events)
     names = action_names(events)
     status = "resolved" if f.resolved_at else ("escalated" if f.escalations else "open")
@@ -185,8 +185,8 @@ def build_report(events: Sequence[Mapping[str, Any]], *, generated_at: str) -> s
         "| --- | --- | --- | --- | --- |",
     ]
     for ev in events:
-        out.append(f"| {fmt_time(ev.get('at'))} | {ev.get('seq')} | {md(ev.get('type'), 40)} "
-                   f"| {md(ev.get('actor'), 80)} | {md(describe_event(ev, names), 400)} |")
+        out.append(f"| {fmt_time(ev.at or None)} | {ev.seq} | {md(ev.type, 40)} "
+                   f"| {md(ev.actor, 80)} | {md(describe_event(ev, names), 400)} |")
     out += ["", "## Diagnosis", ""]
     out += _diagnosis_lines(f.diagnosis)
     out += ["", "## Actions and outcomes", ""]
@@ -210,9 +210,9 @@ def build_report(events: Sequence[Mapping[str, Any]], *, generated_at: str) -> s
     out += ["", "## Audit", ""]
     if events:
         first, last = events[0], events[-1]
-        out += [f"- **Events:** {len(events)} (seq {first.get('seq')} to {last.get('seq')})",
-                f"- **First event:** seq {first.get('seq')}, hash `{code(first.get('hash'))}`",
-                f"- **Last event:** seq {last.get('seq')}, hash `{code(last.get('hash'))}`",
+        out += [f"- **Events:** {len(events)} (seq {first.seq} to {last.seq})",
+                f"- **First event:** seq {first.seq}, hash `{code(first.hash)}`",
+                f"- **Last event:** seq {last.seq}, hash `{code(last.hash)}`",
                 "- Each hash covers the record and the previous hash; check the whole chain "
                 "with `GET /audit/verify` or `sre-agent audit verify`."]
     else:

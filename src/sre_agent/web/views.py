@@ -42,6 +42,7 @@ ACTION_STATUS = {
     "failed": ("bad", "✕", "failed"),
     "verified": ("ok", "✔", "verified"),
     "verification_failed": ("bad", "✕", "verification failed"),
+    "verification_inconclusive": ("warn", "?", "verification inconclusive"),
 }
 INCIDENT_STATUS = {
     "open": ("warn", "●", "open"),
@@ -237,6 +238,8 @@ def _outcome(result: Mapping[str, Any] | None) -> str:
 def _verification(result: Mapping[str, Any] | None, status: str) -> str:
     check = (result or {}).get("verification")
     if isinstance(check, Mapping) and "ok" in check:
+        if check.get("status") == "inconclusive":
+            return clip(f"inconclusive: {check.get('error') or '?'}", 200)
         return "passed" if check.get("ok") else clip(f"failed: {check.get('error') or '?'}", 200)
     return "checking…" if status == "succeeded" else "—"
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.deps import OperatorDep, StoreDep
 from sre_agent.api.schemas import AuditList, ErrorOut, VerifyOut
 
 router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[OperatorDep],
@@ -15,23 +15,23 @@ router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[OperatorDep],
 
 @router.get("", response_model=AuditList)
 async def list_audit(
-    container: ContainerDep,
+    store: StoreDep,
     incident: str | None = None,
     type: Annotated[list[str] | None, Query(description="event types, repeatable")] = None,
     since_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events in log order, filtered by incident, type and position."""
-    items = await container.store.list_events(incident_id=incident, types=type,
+    items = await store.list_events(incident_id=incident, types=type,
                                               since_seq=since_seq, limit=limit)
     return {"items": [e.as_dict() for e in items],
             "next_since_seq": items[-1].seq if len(items) == limit else None}
 
 
 @router.get("/verify", response_model=VerifyOut)
-async def verify_audit(container: ContainerDep) -> VerifyOut:
+async def verify_audit(store: StoreDep) -> VerifyOut:
     """Walk the whole hash chain; names the first bad seq when it is broken."""
-    result = await container.store.verify()
+    result = await store.verify()
     brk = result.first_break
     return VerifyOut(ok=result.ok, checked=result.checked,
                      first_bad_seq=brk.seq if brk else None, reason=brk.reason if brk else None)

@@ -19,9 +19,9 @@ import structlog
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.deps import OperatorDep, StoreDep
 from sre_agent.api.schemas import ErrorOut
-from sre_agent.store.ports import EventStore, StoreUnavailable
+from sre_agent.ports import EventStore, StoreUnavailable
 
 router = APIRouter(tags=["events"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
@@ -112,7 +112,7 @@ async def event_stream(request: Request, store: EventStore, after: int, *,
 
 @router.get("/events", response_class=StreamingResponse, responses=_DOC)
 async def stream_events(
-    request: Request, container: ContainerDep,
+    request: Request, store: StoreDep,
     since: Annotated[int | None, Query(
         ge=0, description="send events after this seq (ignored when Last-Event-ID is "
                           "set); default: only events from now on")] = None,
@@ -123,9 +123,9 @@ async def stream_events(
     """Server-Sent Events: every event appended to the log from now (or a given seq) on."""
     head = 0
     if last_event_id is None and since is None:
-        last = await container.store.last_event()
+        last = await store.last_event()
         head = last.seq if last else 0
     after = _start_after(last_event_id, since, head)
     return StreamingResponse(
-        event_stream(request, container.store, after), media_type="text/event-stream",
+        event_stream(request, store, after), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"})

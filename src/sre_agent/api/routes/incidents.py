@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.deps import OperatorDep, ServicesDep, StoreDep
 from sre_agent.api.routes.web import incident_page
 from sre_agent.api.schemas import AlertOut, ErrorOut, EventOut, IncidentDetail, IncidentList
 from sre_agent.domain.incident import IncidentStatus
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/incidents", tags=["incidents"], dependencies=[Operat
 
 @router.get("", response_model=IncidentList)
 async def list_incidents(
-    container: ContainerDep,
+    store: StoreDep,
     status: IncidentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Query(ge=0, le=2**62,
@@ -28,7 +28,7 @@ async def list_incidents(
     = None,
 ) -> dict[str, Any]:
     """Incidents, newest first."""
-    page = await container.store.list_incidents(status=status, limit=limit, cursor=cursor)
+    page = await store.list_incidents(status=status, limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -37,18 +37,19 @@ async def list_incidents(
           "description": "JSON for programs; the incident page for `Accept: text/html`"},
     404: {"model": ErrorOut}})
 async def get_incident(incident_id: str, request: Request,
-                       container: ContainerDep) -> dict[str, Any] | Response:
+                       services: ServicesDep) -> dict[str, Any] | Response:
     """One incident with its alerts and every event in its timeline."""
     if prefers_html(request.headers.get("accept")):
-        page = await incident_page(request, container, incident_id)
+        page = await incident_page(request, services, incident_id)
         if page is None:
             raise HTTPException(404, f"incident {incident_id!r} not found")
         return page
-    incident = await container.store.get_incident(incident_id)
+    store = services.store
+    incident = await store.get_incident(incident_id)
     if incident is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
-    alerts = await container.store.incident_alerts(incident_id)
-    events = await container.store.list_events(incident_id=incident_id, limit=100_000)
+    alerts = await store.incident_alerts(incident_id)
+    events = await store.list_events(incident_id=incident_id, limit=100_000)
     return {**incident, "alerts": [AlertOut.model_validate(a) for a in alerts],
             "events": [EventOut(**e.as_dict()) for e in events]}
 
@@ -57,13 +58,13 @@ async def get_incident(incident_id: str, request: Request,
     200: {"content": {"text/markdown": {"schema": {"type": "string"}}},
           "description": "Markdown post-incident report, as an attachment `<id>.md`"},
     404: {"model": ErrorOut}})
-async def get_report(incident_id: str, container: ContainerDep) -> Response:
+async def get_report(incident_id: str, store: StoreDep) -> Response:
     """A Markdown post-incident report built from the incident's events: summary, timeline,
     diagnosis, actions and outcomes, time to recover, and the audit hashes."""
-    if await container.store.get_incident(incident_id) is None:
+    if await store.get_incident(incident_id) is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
-    events = await container.store.list_events(incident_id=incident_id, limit=100_000)
-    text = build_report([e.as_dict() for e in events], generated_at=now_iso())
+    events = await store.list_events(incident_id=incident_id, limit=100_000)
+    text = build_report(events, generated_at=now_iso())
     filename = "".join(c for c in incident_id if c.isalnum() or c in "-_")[:80] or "incident"
     return Response(text, media_type="text/markdown; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{filename}.md"',

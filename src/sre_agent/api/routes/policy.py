@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.deps import OperatorDep, PolicyDep, ServicesDep, SettingsDep, StoreDep
 from sre_agent.api.schemas import ErrorOut, PolicyOut, SimulationOut
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.control import effective_control
@@ -19,25 +19,25 @@ router = APIRouter(prefix="/policy", tags=["policy"], dependencies=[OperatorDep]
 
 
 @router.get("", response_model=PolicyOut)
-async def get_policy(container: ContainerDep) -> dict[str, Any]:
+async def get_policy(store: StoreDep, policy: PolicyDep, settings: SettingsDep,
+                     services: ServicesDep) -> dict[str, Any]:
     """The policy in force: settings plus the operator's mode and pause state."""
-    state = effective_control(await container.store.control_state(), container.settings.mode)
-    policy = asdict(container.policy)
-    policy["allowlist"] = sorted(k.value for k in container.policy.allowlist)
-    return {**policy, "mode": state.mode, "paused": state.paused,
-            "available_actions": sorted(k.value for k in container.backends)}
+    state = effective_control(await store.control_state(), settings.mode)
+    out = asdict(policy)
+    out["allowlist"] = sorted(k.value for k in policy.allowlist)
+    return {**out, "mode": state.mode, "paused": state.paused,
+            "available_actions": sorted(k.value for k in services.backends)}
 
 
 @router.post("/simulate", response_model=SimulationOut,
              responses={422: {"model": ErrorOut}})
-async def simulate_policy(body: WebhookNotification, container: ContainerDep) -> dict[str, Any]:
+async def simulate_policy(body: WebhookNotification, services: ServicesDep) -> dict[str, Any]:
     """Analyse a notification and return the gate's decisions now. Nothing is stored or run."""
-    store = container.store
-    window = max(container.policy.breaker_window_s, container.policy.cooldown_s, 3600.0)
-    analysis = container.analysis
+    store = services.store
+    analysis = services.analysis
     return await simulate(
         body, analyzer=analysis.analyzer, resolver=analysis.resolver, sources=analysis.sources,
-        policy=container.policy,
-        control=effective_control(await store.control_state(), container.settings.mode),
-        history=await store.gate_history(time.time(), window),
-        queries_for=analysis.queries_for, available_kinds=frozenset(container.backends))
+        policy=services.policy,
+        control=effective_control(await store.control_state(), services.settings.mode),
+        history=await store.gate_history(time.time(), services.policy.history_window_s),
+        queries_for=analysis.queries_for, available_kinds=frozenset(services.backends))

@@ -7,22 +7,22 @@ import time
 from fastapi import APIRouter, Request, Response
 
 from sre_agent import __version__
-from sre_agent.api.deps import ContainerDep, OperatorDep
+from sre_agent.api.deps import OperatorDep, ServicesDep
 from sre_agent.api.routes.web import dashboard_page
 from sre_agent.api.schemas import ComponentOut, EffectivenessOut, ErrorOut, StatusOut
-from sre_agent.bootstrap import Container
+from sre_agent.bootstrap import Services
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType
-from sre_agent.store.ports import StoreUnavailable
+from sre_agent.ports import StoreUnavailable
 from sre_agent.web import prefers_html
 
 router = APIRouter(tags=["status"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
 
 
-async def build_status(container: Container) -> StatusOut:
-    store = container.store
-    settings = container.settings
+async def build_status(services: Services) -> StatusOut:
+    store = services.store
+    settings = services.settings
     try:
         counts = await store.incident_counts()
         state = effective_control(await store.control_state(), settings.mode)
@@ -32,7 +32,7 @@ async def build_status(container: Container) -> StatusOut:
         counts, last = {}, None
         state = effective_control({}, settings.mode)
         store_status = ComponentOut(status="unavailable", detail=str(exc))
-    llm = container.analysis.analyzer.status()
+    llm = services.analysis.analyzer.status()
     if not llm["configured"]:
         llm_out = ComponentOut(status="disabled", detail="rules only")
     else:
@@ -41,7 +41,7 @@ async def build_status(container: Container) -> StatusOut:
     components = {
         "llm": llm_out,
         "prometheus": ComponentOut(status="configured" if settings.prometheus_url else "disabled"),
-        "docker": ComponentOut(status="configured" if container.analysis.docker else "disabled"),
+        "docker": ComponentOut(status="configured" if services.analysis.docker else "disabled"),
         "alertmanager": ComponentOut(
             status="configured" if settings.alertmanager_url else "disabled"),
     }
@@ -52,9 +52,9 @@ async def build_status(container: Container) -> StatusOut:
     except StoreUnavailable:
         pending, breakers, stats = 0, [], []
     return StatusOut(
-        version=__version__, uptime_s=round(time.time() - container.started_at, 3),
+        version=__version__, uptime_s=round(time.time() - services.started_at, 3),
         mode=state.mode, paused=state.paused, store=store_status, incidents=counts,
-        last_alert_at=last.at if last else None, backlog=container.runner.backlog,
+        last_alert_at=last.at if last else None, backlog=services.runner.backlog,
         components=components, pending_approvals=pending, open_breakers=breakers,
         effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm)
 
@@ -63,8 +63,8 @@ async def build_status(container: Container) -> StatusOut:
     200: {"content": {"text/html": {"schema": {"type": "string"}}},
           "description": "JSON for programs; the live dashboard for `Accept: text/html`"},
     303: {"description": "a browser without a session is sent to /login"}})
-async def get_status(request: Request, container: ContainerDep) -> StatusOut | Response:
+async def get_status(request: Request, services: ServicesDep) -> StatusOut | Response:
     """Version, uptime, mode, pause state, store health, incident counts, components."""
     if prefers_html(request.headers.get("accept")):
-        return await dashboard_page(request, container, build_status)
-    return await build_status(container)
+        return await dashboard_page(request, services, build_status)
+    return await build_status(services)

@@ -24,7 +24,7 @@ from sre_agent import __version__
 from sre_agent.api.auth import cross_site_request, operator_token_matches
 from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
-from sre_agent.bootstrap import Container
+from sre_agent.bootstrap import Services
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
 from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
@@ -80,8 +80,8 @@ def render(request: Request, template: str, context: dict[str, Any], *,
     return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
 
 
-async def _last_seq(container: Container) -> int:
-    last = await container.store.last_event()
+async def _last_seq(services: Services) -> int:
+    last = await services.store.last_event()
     return last.seq if last else 0
 
 
@@ -100,7 +100,7 @@ class _AuditCheck:
                 "first_bad_seq": self.first_bad_seq, "reason": self.reason}
 
 
-async def _audit(request: Request, container: Container) -> dict[str, Any]:
+async def _audit(request: Request, services: Services) -> dict[str, Any]:
     """The audit-chain status for the dashboard, without re-walking the log on every render.
 
     A full walk (what GET /audit/verify does) runs at most every FULL_AUDIT_S; in between, only
@@ -112,7 +112,7 @@ async def _audit(request: Request, container: Container) -> dict[str, Any]:
     if check is None or lock is None:
         check = state.web_audit = _AuditCheck()
         lock = state.web_audit_lock = asyncio.Lock()
-    store = container.store
+    store = services.store
     async with lock:
         if time.monotonic() - check.full_at >= FULL_AUDIT_S:
             result = await store.verify()
@@ -134,12 +134,12 @@ async def _audit(request: Request, container: Container) -> dict[str, Any]:
         return check.as_dict()
 
 
-async def dashboard_page(request: Request, container: Container,
-                         build_status: Callable[[Container], Awaitable[StatusOut]]
+async def dashboard_page(request: Request, services: Services,
+                         build_status: Callable[[Services], Awaitable[StatusOut]]
                          ) -> HTMLResponse:
-    store = container.store
-    last_seq = await _last_seq(container)  # first: anything later arrives over /events
-    status = (await build_status(container)).model_dump(mode="json")
+    store = services.store
+    last_seq = await _last_seq(services)  # first: anything later arrives over /events
+    status = (await build_status(services)).model_dump(mode="json")
     open_items = [*(await store.list_incidents(status="escalated", limit=50)).items,
                   *(await store.list_incidents(status="open", limit=50)).items]
     open_items.sort(key=lambda i: str(i["opened_at"]), reverse=True)
@@ -152,7 +152,7 @@ async def dashboard_page(request: Request, container: Container,
                 (await store.list_incidents(status="resolved", limit=8)).items]
     pending = [views.action_row(a) for a in
                await store.list_actions(status="pending_approval", limit=100)]
-    audit = await _audit(request, container)
+    audit = await _audit(request, services)
     audit_badge, audit_detail = views.audit_badge(audit)
     context = {
         "s": status, "modes": views.MODES, "control": views.control_badge(status["paused"]),
@@ -168,19 +168,18 @@ async def dashboard_page(request: Request, container: Container,
     return render(request, "dashboard.html", context, page="dashboard")
 
 
-async def incident_page(request: Request, container: Container,
+async def incident_page(request: Request, services: Services,
                         incident_id: str) -> HTMLResponse | None:
     """The incident's page, or None when there is no such incident."""
-    store = container.store
-    last_seq = await _last_seq(container)
+    store = services.store
+    last_seq = await _last_seq(services)
     incident = await store.get_incident(incident_id)
     if incident is None:
         return None
     alerts = await store.incident_alerts(incident_id)
     actions = await store.list_actions(incident_id=incident_id, limit=500)
     actions.sort(key=lambda a: str(a["proposed_at"]))
-    events = [e.as_dict() for e in
-              await store.list_events(incident_id=incident_id, limit=100_000)]
+    events = await store.list_events(incident_id=incident_id, limit=100_000)
     recover = views.seconds_between(incident.get("opened_at"), incident.get("resolved_at"))
     context = {
         "inc": views.incident_row(incident, alerts, actions),
@@ -252,8 +251,8 @@ async def login(request: Request) -> Response:
     if throttle.blocked(client):
         return _login_form(request, target, "Too many failed attempts; wait a few minutes.",
                            429)
-    container: Container = request.app.state.container
-    if not operator_token_matches(container.settings, form.get("token", "")):
+    services: Services = request.app.state.services
+    if not operator_token_matches(services.settings, form.get("token", "")):
         throttle.failed(client)
         return _login_form(request, target, "That is not the operator token.", 401)
     throttle.succeeded(client)

@@ -12,10 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from sre_agent.api.auth import webhook_authorized
-from sre_agent.api.deps import ContainerDep
+from sre_agent.api.deps import MetricsDep, RunnerDep, SettingsDep, StoreDep
 from sre_agent.api.schemas import ErrorOut, WebhookAccepted
 from sre_agent.domain.alertmanager import WebhookNotification
-from sre_agent.store.ports import StoreUnavailable
+from sre_agent.domain.events import EventType
+from sre_agent.ports import StoreUnavailable
 
 router = APIRouter(prefix="/webhook", tags=["webhook"])
 log = structlog.get_logger("sre_agent.webhook")
@@ -87,18 +88,18 @@ def _parse(body: bytes, content_type: str) -> WebhookNotification:
              openapi_extra=_BODY_DOC)
 @router.post("/alerts", response_model=WebhookAccepted, responses=_RESPONSES,
              openapi_extra=_BODY_DOC, include_in_schema=True, operation_id="webhook_alerts")
-async def receive(request: Request, container: ContainerDep) -> JSONResponse:
+async def receive(request: Request, store: StoreDep, runner: RunnerDep, settings: SettingsDep,
+                  metrics: MetricsDep) -> JSONResponse:
     """Receive an Alertmanager notification; 200 only after its events are durable."""
     started = time.perf_counter()
-    metrics = container.metrics
     outcome = "accepted"
     try:
-        if not webhook_authorized(container.settings, request.headers.get("authorization")):
+        if not webhook_authorized(settings, request.headers.get("authorization")):
             outcome = "unauthorized"
             return JSONResponse({"detail": "missing or invalid webhook credentials"}, 401,
                                 headers={"WWW-Authenticate": 'Bearer, Basic realm="sre-agent"'})
         try:
-            body = await _read_body(request, container.settings.max_body_bytes)
+            body = await _read_body(request, settings.max_body_bytes)
             notification = _parse(body, request.headers.get("content-type", ""))
         except BadRequest as bad:
             outcome = f"rejected_{bad.status}"
@@ -106,7 +107,7 @@ async def receive(request: Request, container: ContainerDep) -> JSONResponse:
                      detail=bad.detail if isinstance(bad.detail, str) else bad.detail[:3])
             return JSONResponse({"detail": bad.detail}, bad.status)
         try:
-            result = await container.store.ingest(notification)
+            result = await store.ingest(notification)
         except StoreUnavailable as exc:
             outcome = "store_unavailable"
             log.error("webhook_store_unavailable", error=str(exc))
@@ -114,12 +115,12 @@ async def receive(request: Request, container: ContainerDep) -> JSONResponse:
                                 headers={"Retry-After": "5"})
         for ev in result.events:
             metrics.events_appended.labels(ev.type).inc()
-            if ev.type in ("AlertReceived", "AlertResolved"):
+            if ev.type in (EventType.ALERT_RECEIVED, EventType.ALERT_RESOLVED):
                 metrics.alerts_received.labels(ev.data["status"], "new").inc()
         if result.duplicates:
             metrics.alerts_received.labels("any", "duplicate").inc(result.duplicates)
         for incident_id in result.touched:
-            container.runner.submit(incident_id)
+            runner.submit(incident_id)
         log.info("webhook_accepted", group_key=notification.group_key[:200],
                  alerts=len(notification.alerts), new=result.new_alerts,
                  duplicates=result.duplicates, incidents=result.touched[:10])

@@ -1,4 +1,5 @@
-"""A lazily built ``docker`` SDK client, shared by the Docker adapters (evidence and actions).
+"""A lazily built ``docker`` SDK client, and the container facts and name rule that the Docker
+adapters (evidence and actions) share.
 
 The client is built on first use and thrown away after a connection-level failure, so a daemon
 that comes back is picked up again. ``docker.from_env()`` raises ``DockerException`` when the
@@ -12,17 +13,21 @@ Adapters only: the core (``sre_agent.domain``, ``sre_agent.pipeline``) never imp
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import docker
 import requests
 from docker.errors import APIError, DockerException
 
-from sre_agent.evidence.redact import redact
+from sre_agent.shared.redact import redact
 
 MAX_ERROR_CHARS = 500
+# Docker's own rule for container names; ids (hex) match it too. Anything else never reaches
+# the API (alert labels are untrusted and end up in a URL path).
+CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,254}$")
 # What a broken connection to the daemon (or a client that cannot be built) raises.
 DOCKER_ERRORS: tuple[type[Exception], ...] = (DockerException, requests.RequestException, OSError)
 
@@ -32,6 +37,33 @@ ClientFactory = Callable[[], Any]
 
 class DockerUnavailable(Exception):
     """The Docker daemon could not be reached (or the client could not be built)."""
+
+
+class InvalidContainerName(ValueError):
+    pass
+
+
+def check_container_name(name: str) -> str:
+    """``name`` when Docker would accept it, else InvalidContainerName (never sent to the API)."""
+    if not CONTAINER_NAME_RE.match(name):
+        raise InvalidContainerName(f"invalid container name {name[:80]!r}")
+    return name
+
+
+def container_facts(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """What a container's inspect attributes say about its state: one reading for evidence,
+    action results and verification alike."""
+    state = attrs.get("State") or {}
+    health = state.get("Health") or {}
+    return {
+        "container": str(attrs.get("Name", "")).lstrip("/"),
+        "id": str(attrs.get("Id", ""))[:12],
+        "status": state.get("Status"),
+        "health": health.get("Status") or "none",
+        "started_at": state.get("StartedAt"),
+        "restart_count": attrs.get("RestartCount", 0),
+        "exit_code": state.get("ExitCode"),
+    }
 
 
 def describe_docker_error(exc: BaseException) -> str:

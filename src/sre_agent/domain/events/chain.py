@@ -1,4 +1,4 @@
-"""Events: the append-only log is the source of truth; everything else is a projection.
+"""The hash-chained log records: events about to be appended, stored events, the chain.
 
 Every record is hash-chained: ``hash = sha256(canonical_json(record) + prev_hash)``, so a
 changed, removed or reordered record breaks the chain from that point on.
@@ -10,50 +10,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from functools import lru_cache
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from sre_agent.domain.events.types import EventType
+
+if TYPE_CHECKING:
+    from sre_agent.domain.events.payloads import EventPayload
 
 GENESIS_HASH = "0" * 64
-
-
-class EventType(StrEnum):
-    INCIDENT_OPENED = "IncidentOpened"
-    ALERT_RECEIVED = "AlertReceived"
-    ALERT_RESOLVED = "AlertResolved"
-    INCIDENT_RESOLVED = "IncidentResolved"
-    INCIDENT_ESCALATED = "IncidentEscalated"
-    EVIDENCE_COLLECTED = "EvidenceCollected"
-    DIAGNOSIS_PRODUCED = "DiagnosisProduced"
-    ACTION_PROPOSED = "ActionProposed"
-    ACTION_BLOCKED = "ActionBlocked"
-    ACTION_AWAITING_APPROVAL = "ActionAwaitingApproval"
-    ACTION_DRY_RUN = "ActionDryRun"
-    ACTION_EXPIRED = "ActionExpired"
-    ACTION_APPROVED = "ActionApproved"
-    ACTION_REJECTED = "ActionRejected"
-    ACTION_STARTED = "ActionStarted"
-    ACTION_SUCCEEDED = "ActionSucceeded"
-    ACTION_FAILED = "ActionFailed"
-    VERIFICATION_PASSED = "VerificationPassed"
-    VERIFICATION_FAILED = "VerificationFailed"
-    BREAKER_TRIPPED = "BreakerTripped"
-    BREAKER_RESET = "BreakerReset"
-    MODE_CHANGED = "ModeChanged"
-    PAUSED = "Paused"
-    RESUMED = "Resumed"
-
-
-class Actor:
-    """Who caused an event. Operators appear as ``operator:NAME``."""
-
-    ALERTMANAGER = "alertmanager"
-    AGENT = "agent"
-    SYSTEM = "system"
-
-    @staticmethod
-    def operator(name: str) -> str:
-        return f"operator:{name}"
 
 
 def utc_now() -> datetime:
@@ -68,6 +33,11 @@ class NewEvent:
     actor: str
     incident_id: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, payload: EventPayload, actor: str, incident_id: str | None = None) -> NewEvent:
+        """The event for a typed payload: its type comes from the payload's class."""
+        return cls(payload.TYPE, actor, incident_id, payload.to_data())
 
 
 @dataclass(frozen=True)
@@ -92,6 +62,28 @@ class StoredEvent:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+    @cached_property
+    def payload(self) -> EventPayload:
+        """The typed payload for this event's type (parsed once, on first use)."""
+        from sre_agent.domain.events.payloads import parse_payload
+        return parse_payload(self.type, self.data)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StoredEvent:
+        """The inverse of :meth:`as_dict` (the JSON an API or a test hands around)."""
+        return cls(seq=int(d.get("seq", 0)), incident_id=d.get("incident_id"),
+                   type=event_type_of(str(d.get("type", ""))), at=str(d.get("at", "")),
+                   actor=str(d.get("actor", "")), data=dict(d.get("data") or {}),
+                   prev_hash=str(d.get("prev_hash", "")), hash=str(d.get("hash", "")))
+
+
+def event_type_of(raw: str) -> str:
+    """The EventType member for a stored type name (unknown names stay plain strings)."""
+    try:
+        return EventType(raw)
+    except ValueError:
+        return raw
 
 
 def canonical_json(value: Any) -> str:

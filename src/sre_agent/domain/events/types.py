@@ -1,0 +1,45 @@
+"""Event types and actors: the names of what can happen in the log."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    INCIDENT_OPENED = "IncidentOpened"
+    ALERT_RECEIVED = "AlertReceived"
+    ALERT_RESOLVED = "AlertResolved"
+    INCIDENT_RESOLVED = "IncidentResolved"
+    INCIDENT_ESCALATED = "IncidentEscalated"
+    EVIDENCE_COLLECTED = "EvidenceCollected"
+    DIAGNOSIS_PRODUCED = "DiagnosisProduced"
+    ACTION_PROPOSED = "ActionProposed"
+    ACTION_BLOCKED = "ActionBlocked"
+    ACTION_AWAITING_APPROVAL = "ActionAwaitingApproval"
+    ACTION_DRY_RUN = "ActionDryRun"
+    ACTION_EXPIRED = "ActionExpired"
+    ACTION_APPROVED = "ActionApproved"
+    ACTION_REJECTED = "ActionRejected"
+    ACTION_STARTED = "ActionStarted"
+    ACTION_SUCCEEDED = "ActionSucceeded"
+    ACTION_FAILED = "ActionFailed"
+    VERIFICATION_PASSED = "VerificationPassed"
+    VERIFICATION_FAILED = "VerificationFailed"
+    VERIFICATION_INCONCLUSIVE = "VerificationInconclusive"
+    BREAKER_TRIPPED = "BreakerTripped"
+    BREAKER_RESET = "BreakerReset"
+    MODE_CHANGED = "ModeChanged"
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+
+
+class Actor:
+    """Who caused an event. Operators appear as ``operator:NAME``."""
+
+    ALERTMANAGER = "alertmanager"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+    @staticmethod
+    def operator(name: str) -> str:
+        return f"operator:{name}"

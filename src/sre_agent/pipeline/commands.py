@@ -1,0 +1,146 @@
+"""Operator commands: approve, reject, reset a breaker, set the mode, pause, resume.
+
+Every operator change goes through ``CommandBus.handle``, never through a route writing to the
+store: one command dataclass each, one handler each, errors as ``CommandRejected`` (the API
+maps ``NotFound`` to 404 and ``Conflict`` to 409).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sre_agent.domain.actions import PENDING, ActionStatus
+from sre_agent.domain.control import ControlState, effective_control
+from sre_agent.domain.events import NewEvent
+from sre_agent.domain.events import payloads as ev
+from sre_agent.domain.incident import Mode
+from sre_agent.domain.policy import Policy
+from sre_agent.pipeline.handlers.gate import expire_if_stale
+from sre_agent.ports import EventStore
+
+
+class CommandRejected(Exception):
+    """The command cannot be carried out; the message says why."""
+
+
+class NotFound(CommandRejected):
+    pass
+
+
+class Conflict(CommandRejected):
+    pass
+
+
+@dataclass(frozen=True)
+class Approve:
+    action_id: str
+    actor: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Reject:
+    action_id: str
+    actor: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ResetBreaker:
+    target: str
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SetMode:
+    mode: Mode
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Pause:
+    actor: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Resume:
+    actor: str
+    reason: str = ""
+
+
+Command = Approve | Reject | ResetBreaker | SetMode | Pause | Resume
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    state: ControlState
+    seq: int
+
+
+class CommandBus:
+    def __init__(self, store: EventStore, policy: Policy, *, default_mode: Mode,
+                 submit: Callable[[str], None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.policy = policy
+        self.default_mode = default_mode
+        self.submit = submit  # hands an incident to the pipeline (the runner)
+        self.clock = clock
+        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            Approve: self._decide, Reject: self._decide, ResetBreaker: self._reset_breaker,
+            SetMode: self._control, Pause: self._control, Resume: self._control,
+        }
+
+    async def handle(self, command: Command) -> Any:
+        return await self._handlers[type(command)](command)
+
+    # --- approvals ----------------------------------------------------------------------------
+    async def _decide(self, cmd: Approve | Reject) -> dict[str, Any]:
+        """Approve or reject a pending action; the gate checks an approved one again."""
+        store, aid = self.store, cmd.action_id
+        row = await store.get_action(aid)
+        if row is None:
+            raise NotFound(f"action {aid!r} not found")
+        if row["status"] != ActionStatus.PENDING_APPROVAL:
+            raise Conflict(f"action {aid} is {row['status']}, not pending approval")
+        if await expire_if_stale(store, row, self.policy, self.clock(), cmd.actor) is not None:
+            raise Conflict(f"action {aid} expired: its approval window passed")
+        payload = (ev.ActionApproved(action_id=aid, reason=cmd.comment)
+                   if isinstance(cmd, Approve)
+                   else ev.ActionRejected(action_id=aid, reason=cmd.comment))
+        stored = await store.append_guarded(aid, PENDING, [NewEvent.of(
+            payload, cmd.actor, row["incident_id"])])
+        if stored is None:
+            raise Conflict(f"action {aid} was decided by someone else meanwhile")
+        if isinstance(cmd, Approve):
+            self.submit(row["incident_id"])
+        updated = await store.get_action(aid)
+        assert updated is not None
+        return updated
+
+    # --- breakers and control -------------------------------------------------------------------
+    async def _reset_breaker(self, cmd: ResetBreaker) -> dict[str, Any]:
+        breakers = {b["target"]: b for b in await self.store.list_breakers()}
+        if breakers.get(cmd.target, {}).get("state") != "open":
+            raise NotFound(f"no open circuit breaker for {cmd.target!r}")
+        await self.store.append([NewEvent.of(ev.BreakerReset(target=cmd.target,
+                                                            reason=cmd.reason), cmd.actor)])
+        return {b["target"]: b for b in await self.store.list_breakers()}[cmd.target]
+
+    async def _control(self, cmd: SetMode | Pause | Resume) -> ControlResult:
+        payload: ev.EventPayload
+        if isinstance(cmd, SetMode):
+            payload = ev.ModeChanged(mode=cmd.mode.value, reason=cmd.reason)
+        elif isinstance(cmd, Pause):
+            payload = ev.Paused(reason=cmd.reason)
+        else:
+            payload = ev.Resumed(reason=cmd.reason)
+        stored = await self.store.append([NewEvent.of(payload, cmd.actor)])
+        state = effective_control(await self.store.control_state(), self.default_mode)
+        return ControlResult(state, stored[0].seq)

@@ -1,0 +1,183 @@
+"""Every port in one place: the Protocols the core depends on and adapters implement.
+
+Adapters import this module and ``sre_agent.domain`` only (never each other); tests implement
+the same Protocols with fakes (``tests/support/``).
+
+EventStore: what every store implementation must guarantee.
+- ``append`` and ``ingest`` are atomic: events and their projections commit together or not at
+  all, and the call returns only after the commit is durable.
+- seq numbers are gap-free and strictly increasing; each record's ``prev_hash`` is the previous
+  record's ``hash``.
+- ``ingest`` is idempotent: the same alert (fingerprint, startsAt, status) is stored once.
+- Any failure to write raises ``StoreUnavailable``.
+
+ActionBackend: every implementation must guarantee
+- ``execute`` is time-bounded (it returns within its configured timeout plus a little) and never
+  raises: every failure is an ``ActionResult`` with status ``failed`` and an ``error`` text;
+- it acts only on the target it is given (the gate has already decided that target is allowed);
+- ``reconcile`` answers from the world, never by acting: did the action take effect after
+  ``started_at``? ``unknown`` when it cannot tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.diagnosis import ActionKind, Diagnosis
+from sre_agent.domain.events import ChainBreak, NewEvent, StoredEvent
+from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.domain.policy import GateHistory
+from sre_agent.domain.results import (
+    ActionRequest,
+    ActionResult,
+    ReconcileResult,
+    VerificationResult,
+)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot read or write right now; a retry may help."""
+
+
+@dataclass
+class IngestResult:
+    touched: list[str]
+    new_alerts: int
+    duplicates: int
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+@dataclass
+class VerifyResult:
+    checked: int
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+@dataclass
+class IncidentPage:
+    items: list[dict[str, Any]]
+    next_cursor: int | None
+
+
+class EventStore(Protocol):
+    async def ingest(self, notification: WebhookNotification) -> IngestResult: ...
+
+    async def append(self, events: list[NewEvent]) -> list[StoredEvent]: ...
+
+    async def append_guarded(self, action_id: str, allowed: frozenset[str],
+                             new: list[NewEvent]) -> list[StoredEvent] | None:
+        """Append atomically only while the action's status is in ``allowed``; else None."""
+        ...
+
+    async def list_events(
+        self, *, incident_id: str | None = None, types: list[str] | None = None,
+        since_seq: int = 0, limit: int = 100,
+    ) -> list[StoredEvent]: ...
+
+    async def verify(self) -> VerifyResult: ...
+
+    async def get_incident(self, incident_id: str) -> dict[str, Any] | None: ...
+
+    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]: ...
+
+    async def list_incidents(
+        self, *, status: str | None = None, limit: int = 50, cursor: int | None = None,
+    ) -> IncidentPage: ...
+
+    async def incident_counts(self) -> dict[str, int]: ...
+
+    async def control_state(self) -> dict[str, str]: ...
+
+    async def last_event(self, types: list[str] | None = None) -> StoredEvent | None: ...
+
+    async def pending_incidents(self, limit: int = 1000) -> list[str]: ...
+
+    async def mark_processed(self, incident_id: str, seq: int) -> None: ...
+
+    async def writable(self) -> bool: ...
+
+    async def rebuild_projections(self) -> int: ...
+
+    async def list_actions(self, *, status: str | None = None, incident_id: str | None = None,
+                           limit: int = 100) -> list[dict[str, Any]]: ...
+
+    async def get_action(self, action_id: str) -> dict[str, Any] | None: ...
+
+    async def gate_history(self, now: float, window_s: float) -> GateHistory: ...
+
+    async def list_breakers(self) -> list[dict[str, Any]]: ...
+
+    async def action_stats(self) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+# --- analysis -----------------------------------------------------------------------------------
+class TargetResolver(Protocol):
+    async def resolve(self, ctx: AlertContext) -> tuple[list[ResolvedTarget], Evidence]:
+        """Map an incident's alerts to containers. Never raises: failures go in the Evidence."""
+        ...
+
+
+class EvidenceSource(Protocol):
+    name: str
+
+    async def collect(self, ctx: AlertContext, targets: list[ResolvedTarget]) -> list[Evidence]:
+        """Read-only and time-bounded. Never raises: a failure is an Evidence with status error."""
+        ...
+
+
+class Analyzer(Protocol):
+    name: str
+
+    async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        """Produce one Diagnosis. May raise; the caller falls back to the rules."""
+        ...
+
+
+class InvestigationTools(Protocol):
+    """Read-only tools the LLM may call while investigating (the collectors behind them)."""
+
+    async def query_prometheus(self, promql: str) -> Evidence:
+        """Run an instant PromQL query. Read-only; failures come back as Evidence(error)."""
+        ...
+
+    async def container_state(self, name: str) -> Evidence:
+        """State, health and restart count of one container."""
+        ...
+
+    async def container_logs(self, name: str, tail: int = 50) -> Evidence:
+        """The last ``tail`` log lines of one container."""
+        ...
+
+
+# An instant PromQL query (verification reads the alert's own expression through it).
+QueryFn = Callable[[str], Awaitable[Evidence]]
+
+
+# --- actions --------------------------------------------------------------------------------------
+class ActionBackend(Protocol):
+    """Acts on the world: containers, silences, notifications (a notifier is an ActionBackend
+    for the notify and escalate kinds)."""
+
+    kinds: frozenset[ActionKind]
+
+    async def execute(self, request: ActionRequest) -> ActionResult: ...
+
+    async def reconcile(self, request: ActionRequest, started_at: datetime
+                        ) -> ReconcileResult: ...
+
+
+class ContainerVerifier(Protocol):
+    async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
+        """Poll until the container runs (and is healthy, when it has a health check)."""
+        ...

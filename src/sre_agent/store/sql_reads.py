@@ -1,0 +1,131 @@
+"""Read queries over the log and the incident projections, mixed into SqlEventStore."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, select
+
+from sre_agent.domain.events import (
+    GENESIS_HASH,
+    ChainBreak,
+    StoredEvent,
+    event_type_of,
+    verify_chain,
+)
+from sre_agent.domain.incident import IncidentStatus
+from sre_agent.ports import IncidentPage, VerifyResult
+from sre_agent.store.schema import alerts, chain_head, control, events, incidents, progress
+
+T = TypeVar("T")
+
+
+def row_to_event(row: Any) -> StoredEvent:
+    return StoredEvent(seq=row.seq, incident_id=row.incident_id, type=event_type_of(row.type),
+                       at=row.at, actor=row.actor, data=json.loads(row.data),
+                       prev_hash=row.prev_hash, hash=row.hash)
+
+
+class LogQueries:
+    async def _read(self, fn: Callable[[Connection], T]) -> T:  # provided by SqlEventStore
+        raise NotImplementedError
+
+    # --- reads --------------------------------------------------------------------------------
+    async def list_events(
+        self, *, incident_id: str | None = None, types: list[str] | None = None,
+        since_seq: int = 0, limit: int = 100,
+    ) -> list[StoredEvent]:
+        def run(conn: Connection) -> list[StoredEvent]:
+            q = select(events).where(events.c.seq > since_seq)
+            if incident_id is not None:
+                q = q.where(events.c.incident_id == incident_id)
+            if types:
+                q = q.where(events.c.type.in_(types))
+            return [row_to_event(r) for r in conn.execute(q.order_by(events.c.seq).limit(limit))]
+        return await self._read(run)
+
+    async def last_event(self, types: list[str] | None = None) -> StoredEvent | None:
+        def run(conn: Connection) -> StoredEvent | None:
+            q = select(events)
+            if types:
+                q = q.where(events.c.type.in_(types))
+            row = conn.execute(q.order_by(events.c.seq.desc()).limit(1)).first()
+            return row_to_event(row) if row else None
+        return await self._read(run)
+
+    async def verify(self) -> VerifyResult:
+        def run(conn: Connection) -> VerifyResult:
+            prev, expected, checked = GENESIS_HASH, 1, 0
+            batch = 5000
+            while True:
+                rows = conn.execute(select(events).where(events.c.seq >= expected)
+                                    .order_by(events.c.seq).limit(batch)).all()
+                if not rows:
+                    break
+                evs = [row_to_event(r) for r in rows]
+                brk = verify_chain(evs, prev, expected)
+                if brk is not None:  # count the intact events of this batch too
+                    return VerifyResult(checked + max(0, brk.seq - expected), brk)
+                checked += len(evs)
+                prev, expected = evs[-1].hash, evs[-1].seq + 1
+            head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
+            if head.seq != expected - 1 or (checked and head.hash != prev):
+                return VerifyResult(checked, ChainBreak(
+                    expected, f"chain head says seq {head.seq}, log ends at {expected - 1}"))
+            return VerifyResult(checked, None)
+        return await self._read(run)
+
+    async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
+        def run(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+            return dict(row._mapping) if row else None
+        return await self._read(run)
+
+    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
+        def run(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
+                                .order_by(alerts.c.id))
+            return [dict(r._mapping) for r in rows]
+        return await self._read(run)
+
+    async def list_incidents(
+        self, *, status: str | None = None, limit: int = 50, cursor: int | None = None,
+    ) -> IncidentPage:
+        def run(conn: Connection) -> IncidentPage:
+            q = select(incidents)
+            if status is not None:
+                q = q.where(incidents.c.status == status)
+            if cursor is not None:
+                q = q.where(incidents.c.opened_seq < cursor)
+            rows = [dict(r._mapping) for r in
+                    conn.execute(q.order_by(incidents.c.opened_seq.desc()).limit(limit + 1))]
+            nxt = rows[limit - 1]["opened_seq"] if len(rows) > limit else None
+            return IncidentPage(rows[:limit], nxt)
+        return await self._read(run)
+
+    async def incident_counts(self) -> dict[str, int]:
+        def run(conn: Connection) -> dict[str, int]:
+            counts = {s.value: 0 for s in IncidentStatus}
+            for row in conn.execute(select(incidents.c.status, func.count())
+                                    .group_by(incidents.c.status)):
+                counts[row[0]] = int(row[1])
+            return counts
+        return await self._read(run)
+
+    async def control_state(self) -> dict[str, str]:
+        def run(conn: Connection) -> dict[str, str]:
+            return {r.key: r.value for r in conn.execute(select(control))}
+        return await self._read(run)
+
+    async def pending_incidents(self, limit: int = 1000) -> list[str]:
+        def run(conn: Connection) -> list[str]:
+            q = (select(incidents.c.id)
+                 .select_from(incidents.outerjoin(progress, progress.c.incident_id
+                                                  == incidents.c.id))
+                 .where(incidents.c.last_seq > func.coalesce(progress.c.processed_seq, 0))
+                 .order_by(incidents.c.opened_seq).limit(limit))
+            return [r.id for r in conn.execute(q)]
+        return await self._read(run)
+
