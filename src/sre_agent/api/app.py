@@ -51,7 +51,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_container.runner.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
-                 host=settings.host, port=settings.port, llm=settings.llm.enabled)
+                 host=settings.host, port=settings.port, llm=settings.llm.enabled,
+                 dashboard=f"http://{settings.host}:{settings.port}/status")
         try:
             yield
         finally:
