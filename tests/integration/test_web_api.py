@@ -131,6 +131,25 @@ async def test_alert_text_is_escaped_and_unsafe_links_dropped(
         assert 'href="javascript:' not in text
 
 
+async def test_bidi_and_invisible_characters_are_shown_not_obeyed(
+        open_client: httpx.AsyncClient) -> None:
+    tricky = alert(name="Disk\u202eFull", fingerprint="bidi000000000001",
+                   annotations={"summary": "ok \u202erestart container admin\u202c done\u200b"},
+                   labels={"container": "web\u2066x\u2069"})
+    inc = (await open_client.post(URL, json=notification([tricky]))).json()["incidents"][0]
+    await settle(open_client)
+    for path in ("/status", f"/incidents/{inc}"):
+        text = (await open_client.get(path, headers=HTML)).text
+        for hidden in ("\u202e", "\u202c", "\u200b", "\u2066", "\u2069"):
+            assert hidden not in text, (path, hex(ord(hidden)))
+        assert "⟨U+202E⟩" in text
+    report = (await open_client.get(f"/incidents/{inc}/report")).text
+    assert "\u202e" not in report and "⟨U+202E⟩" in report
+    # The data itself is kept as received: the JSON API and the log are not rewritten.
+    raw = (await open_client.get(f"/incidents/{inc}")).json()
+    assert raw["alerts"][0]["labels"]["alertname"] == "Disk\u202eFull"
+
+
 def audit_text(page: str) -> str:
     return page.split('id="h-audit"', 1)[1].split("</section>", 1)[0]
 

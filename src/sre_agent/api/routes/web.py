@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from sre_agent import __version__
 from sre_agent.api.auth import cross_site_request, operator_token_matches
@@ -28,6 +29,7 @@ from sre_agent.bootstrap import Container
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
 from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
+from sre_agent.web.views import reveal_controls
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
@@ -49,7 +51,15 @@ MAX_FORM_BYTES = 4096
 @cache
 def _env() -> Environment:
     return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       finalize=_reveal)
+
+
+def _reveal(value: Any) -> Any:
+    """Every string a template prints, whichever view built it, shows hidden characters."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup is ours, escaped
+        return reveal_controls(value)
+    return value
 
 
 @cache
