@@ -104,6 +104,25 @@ async def test_status_is_a_dashboard_for_browsers_and_json_for_programs(
     assert set(also_json.json()) == set(as_json.json())
 
 
+async def test_open_incidents_tile_and_table_count_the_same_incidents(
+        open_client: httpx.AsyncClient) -> None:
+    import re
+
+    await open_client.post(URL, json=notification())  # TargetDown, no container: escalated
+    quiet = alert(name="QueueBacklog", fingerprint="tile000000000001", expr="queue > 5")
+    await open_client.post(URL, json=notification([quiet], group_key="{}:{q}"))
+    await settle(open_client)
+    counts = (await open_client.get("/status")).json()["incidents"]
+    page = (await open_client.get("/status", headers=HTML)).text
+    tile = re.search(r'id="tile-open">(\d+)<', page)
+    table = re.search(r'id="count-open">([^<]+)<', page)
+    assert tile and table
+    rows = page.split('id="sec-incidents"', 1)[1].split("</section>", 1)[0]
+    listed = rows.count("data-incident-id=")
+    assert int(tile.group(1)) == counts["open"] + counts["escalated"] == listed == 2
+    assert table.group(1).strip() == "2"
+
+
 async def test_incident_page_and_unchanged_json(open_client: httpx.AsyncClient) -> None:
     inc = (await open_client.post(URL, json=notification())).json()["incidents"][0]
     page = await open_client.get(f"/incidents/{inc}", headers=HTML)

@@ -23,6 +23,15 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+# Statuses of an incident that still needs someone: what the dashboard calls "open".
+UNRESOLVED = frozenset({IncidentStatus.OPEN, IncidentStatus.ESCALATED})
+
+
+def unresolved_count(counts: dict[str, int]) -> int:
+    """Incidents still needing someone, from per-status counts (open and escalated)."""
+    return sum(counts.get(status, 0) for status in UNRESOLVED)
+
+
 class Mode(StrEnum):
     OBSERVE = "observe"
     DRY_RUN = "dry_run"

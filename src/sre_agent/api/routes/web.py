@@ -27,6 +27,7 @@ from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Container
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
+from sre_agent.domain.incident import unresolved_count
 from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
 from sre_agent.web.views import reveal_controls
@@ -170,6 +171,7 @@ async def dashboard_page(request: Request, container: Container,
         "last_alert": views.fmt_time(status["last_alert_at"]),
         "components": views.component_rows(status),
         "incidents": incidents, "resolved": resolved, "pending": pending,
+        "unresolved": unresolved_count(status["incidents"]),
         "actions": [views.action_row(a) for a in await store.list_actions(limit=15)],
         "effectiveness": views.effectiveness_rows(status["effectiveness"]),
         "breakers": views.breaker_rows(await store.list_breakers()),
