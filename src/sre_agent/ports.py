@@ -49,6 +49,7 @@ class IngestResult:
     new_alerts: int
     duplicates: int
     events: list[StoredEvent] = field(default_factory=list)
+    duplicate_of: list[str] = field(default_factory=list)  # incidents of the duplicates
 
 
 @dataclass

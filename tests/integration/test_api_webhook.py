@@ -35,6 +35,19 @@ async def test_alias_route_is_the_same_handler(client: httpx.AsyncClient) -> Non
     assert second.json() == {**second.json(), "alerts_new": 0, "alerts_duplicate": 1}
 
 
+async def test_a_redelivery_names_the_incident_its_alerts_belong_to(
+        client: httpx.AsyncClient) -> None:
+    first = (await client.post(URL, json=notification())).json()
+    again = (await client.post(URL, json=notification())).json()
+    assert again["alerts_duplicate"] == 1 and again["incidents"] == first["incidents"]
+    resolved = notification([alert(status="resolved")])
+    closed = (await client.post(URL, json=resolved)).json()
+    assert closed["alerts_new"] == 1 and closed["incidents"] == first["incidents"]
+    closed_again = (await client.post(URL, json=resolved)).json()
+    assert closed_again["alerts_duplicate"] == 1
+    assert closed_again["incidents"] == first["incidents"]
+
+
 async def test_redelivery_is_stored_once(client: httpx.AsyncClient) -> None:
     for _ in range(3):
         assert (await client.post(URL, json=notification())).status_code == 200

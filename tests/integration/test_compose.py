@@ -4,8 +4,10 @@
 The offline run keeps every service definition (commands, entrypoints, mounts, tmpfs,
 environment, labels, networks) and swaps only what this machine cannot have: images from a
 registry become the local Python base with Debian's prometheus / prometheus-alertmanager
-binaries mounted in, the agent (its image needs PyPI) becomes a webhook recorder speaking on
-the agent's port with the agent's token, and host ports become ephemeral."""
+binaries mounted in, the agent is the real agent image built offline from the local base
+(tests/support/agent_image.py, the README's wheelhouse step), and host ports become ephemeral.
+The run closes the loop: a crash of the target, TargetDown through Prometheus and Alertmanager,
+the agent starts the container again, verifies it and closes the incident on `resolved`."""
 
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ import yaml
 
 from demo_target.app import DemoConfig
 from sre_agent.config import LLMSettings, Settings
+from tests.support.agent_image import build_agent_image
 from tests.support.components import require_binary, require_docker
+from tests.support.docker_helpers import docker_client
 
 pytestmark = pytest.mark.integration
 
@@ -239,30 +243,7 @@ def test_docker_compose_config_passes_with_the_required_variables(tmp_path: Path
 
 # --- the file, run for real offline --------------------------------------------------------------
 
-RECORDER = r'''
-import json, os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-TOKEN = os.environ["SRE_AGENT_WEBHOOK_TOKEN"]
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"recorder_up 1\n"
-        self.send_response(200); self.send_header("Content-Length", str(len(body)))
-        self.end_headers(); self.wfile.write(body)
-    def do_POST(self):
-        data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        ok = self.headers.get("Authorization") == "Bearer " + TOKEN
-        print("WEBHOOK " + json.dumps({"path": self.path, "auth_ok": ok,
-              "status": data["status"], "alerts": [a["labels"] for a in data["alerts"]]}),
-              flush=True)
-        self.send_response(200 if ok else 401); self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("0.0.0.0", int(os.environ["SRE_AGENT_PORT"])), H).serve_forever()
-'''
-
-
-def offline_compose(tmp_path: Path) -> dict[str, Any]:
+def offline_compose(agent_image: str) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
     s = doc["services"]
     s["target"]["image"] = "sre-agent/demo-target:compose-test"
@@ -280,23 +261,21 @@ def offline_compose(tmp_path: Path) -> dict[str, Any]:
                       "/usr/share/prometheus/alertmanager:/usr/share/prometheus/alertmanager:ro"]
     am["tmpfs"].append("/alertmanager")  # the official image's data dir is nobody's
 
-    recorder = tmp_path / "recorder.py"
-    recorder.write_text(RECORDER)
-    agent = s["agent"]  # same environment and port; a webhook recorder instead of the agent
+    agent = s["agent"]  # the real agent, every setting as in the file; only the image is local
     del agent["build"]
-    agent.update(image=BASE_IMAGE, user="nobody", command=["python3", "/recorder.py"],
-                 volumes=[f"{recorder}:/recorder.py:ro"], ports=["127.0.0.1::8001"],
-                 restart="no")
+    agent.update(image=agent_image, ports=["127.0.0.1::8001"], restart="no")
     return doc
 
 
 class Stack:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, agent_image: str) -> None:
         self.project = f"sretest{uuid.uuid4().hex[:8]}"
         self.file = tmp_path / "docker-compose.yml"
-        self.file.write_text(yaml.safe_dump(offline_compose(tmp_path), sort_keys=False))
+        self.file.write_text(yaml.safe_dump(offline_compose(agent_image), sort_keys=False))
         self.env_file = tmp_path / "compose.env"
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in REQUIRED_ENV.items()))
+        # The agent runs as a non-root user: it reaches the socket through its group.
+        env = {**REQUIRED_ENV, "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid)}
+        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.extra_env = {"PYTHON_BASE_IMAGE": BASE_IMAGE}
 
     def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
@@ -318,7 +297,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     require_docker()
     for binary in ("prometheus", "prometheus-alertmanager"):
         require_binary(binary)
-    s = Stack(tmp_path)
+    tag, _seconds = build_agent_image(docker_client())
+    s = Stack(tmp_path, tag)
     try:
         s.run("up", "-d", "--build", timeout=600)
         yield s
@@ -347,7 +327,7 @@ def _poll(what: str, fn: Any, timeout: float, stack: Stack) -> Any:
     raise AssertionError(f"{what} not within {timeout}s (last: {last!r})\n{logs[-4000:]}")
 
 
-def test_the_stack_runs_scrapes_alerts_and_delivers_to_the_agent(stack: Stack) -> None:
+def test_the_stack_closes_the_loop_with_the_real_agent_image(stack: Stack) -> None:
     target = stack.url("target", 8080)
     prom = stack.url("prometheus", 9090)
     _poll("target /health", lambda: _get(f"{target}/health") == b"ok\n", 60, stack)
@@ -368,22 +348,38 @@ def test_the_stack_runs_scrapes_alerts_and_delivers_to_the_agent(stack: Stack) -
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 200
 
-    def delivered() -> dict[str, Any] | None:
-        for line in stack.run("logs", "--no-color", "agent").splitlines():
-            if "WEBHOOK " in line:
-                record: dict[str, Any] = json.loads(line.split("WEBHOOK ", 1)[1])
-                if any(a.get("alertname") == "TargetDown" for a in record["alerts"]):
-                    return record
+    operator = {"Authorization": f"Bearer {REQUIRED_ENV['SRE_AGENT_OPERATOR_TOKEN']}"}
+    agent = stack.url("agent", 8001)
+
+    def agent_get(path: str) -> Any:
+        req = urllib.request.Request(f"{agent}{path}", headers=operator)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def recovered() -> dict[str, Any] | None:
+        for action in agent_get("/actions"):
+            if action["kind"] in ("start_container", "restart_container") and (
+                    action["status"] == "verified"):
+                return dict(action)
         return None
-    record = _poll("TargetDown delivered to the agent's webhook", delivered, 90, stack)
-    assert record["auth_ok"] is True  # Bearer token from the file Alertmanager wrote
-    assert record["path"] == "/webhook/alertmanager" and record["status"] == "firing"
-    assert record["alerts"][0]["job"] == "target"
-    assert record["alerts"][0]["severity"] == "critical"
+    action = _poll("the agent starts the crashed target and verifies it", recovered, 180, stack)
+    assert action["target"].endswith("target_1") or "target" in action["target"]
 
     container_id = stack.run("ps", "-q", "target").strip()
     state = json.loads(subprocess.run(["docker", "inspect", container_id], capture_output=True,
                                       text=True, check=True).stdout)[0]
-    assert state["State"]["Status"] == "exited" and state["State"]["ExitCode"] == 1
+    assert state["State"]["Status"] == "running"
     assert state["Config"]["Labels"]["sre-agent.managed"] == "true"
-    assert state["Config"]["Labels"]["sre-agent.job"] == "target"
+    target = stack.url("target", 8080)  # a started container gets a new ephemeral host port
+    _poll("target /health after the agent's start", lambda: _get(f"{target}/health") == b"ok\n",
+          60, stack)
+
+    def closed() -> bool:
+        incident = agent_get(f"/incidents/{action['incident_id']}")
+        return bool(incident["status"] == "resolved")
+    _poll("Alertmanager's `resolved` closes the incident", closed, 120, stack)
+    incident = agent_get(f"/incidents/{action['incident_id']}")
+    assert "TargetDown" in incident["title"]
+    types = [e["type"] for e in incident["events"]]
+    assert types.count("ActionStarted") == 1  # exactly once
+    assert agent_get("/audit/verify")["ok"] is True

@@ -59,3 +59,46 @@ def test_serves_and_stops_cleanly(tmp_path: Path) -> None:
     logs = err.decode()
     assert "agent_stopped" in logs
     assert "webhook_accepted" in logs and "wh-secret-token-1" not in logs
+
+
+def test_port_in_use_fails_before_started_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sre_agent", "serve", "--port", str(port)],
+                              env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path, check=False)
+    finally:
+        holder.close()
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
+    assert "agent_started" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_says_where_the_dashboard_is(tmp_path: Path, fmt: str) -> None:
+    import json
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sre_agent", "serve", "--port", str(port)],
+                            env=_env(tmp_path, SRE_AGENT_LOG_FORMAT=fmt), cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    lines = err.decode().strip().splitlines()
+    url = f"http://127.0.0.1:{port}/status"
+    if fmt == "console":
+        assert any(f"open {url}" in line for line in lines), lines
+    else:
+        records = [json.loads(line) for line in lines]  # every line is JSON: nothing plain
+        started = next(r for r in records if r["event"] == "agent_started")
+        assert started["dashboard"] == url

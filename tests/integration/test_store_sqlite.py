@@ -35,7 +35,7 @@ async def _post(settings_path: Path, payload: dict[str, object]) -> dict[str, ob
 async def test_restart_on_same_file_keeps_state(tmp_path: Path) -> None:
     first = await _post(tmp_path, notification())
     second = await _post(tmp_path, notification())  # a new app on the same file
-    assert second["alerts_duplicate"] == 1 and second["incidents"] == []
+    assert second["alerts_duplicate"] == 1 and second["incidents"] == first["incidents"]
     third = await _post(tmp_path, notification([alert(status="resolved")]))
     assert third["incidents"] == first["incidents"]
     store = SqlEventStore(f"sqlite:///{tmp_path / 'agent.db'}")

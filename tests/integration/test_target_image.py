@@ -5,9 +5,7 @@ exits with code 1. Also: does the agent's Dockerfile build from the same local b
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.agent_image import AGENT_IMAGE, build_agent_image
 from tests.support.docker_helpers import (
     ContainerJanitor,
     docker_client,
@@ -30,7 +29,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = os.environ.get("SRE_AGENT_PYTHON_BASE_IMAGE", "sre-agent/python-base:bookworm")
 TARGET_IMAGE = "sre-agent/demo-target:test"
-AGENT_IMAGE = "sre-agent/agent:test"
 # What docker-compose.yml gives the target (tests/integration/test_compose.py checks that).
 LABELS = {"sre-agent.managed": "true", "sre-agent.job": "target",
           "sre-agent.health-url": "http://target:8080/health"}
@@ -174,28 +172,9 @@ def test_hang_turns_the_container_unhealthy_and_docker_restart_clears_it(
 
 # --- the agent image from the same local base ----------------------------------------------
 
-def test_agent_image_builds_from_the_local_base(client: Any, tmp_path: Path) -> None:
-    """The real Dockerfile, from the local base, offline: the build context carries a
-    wheelhouse built on the host (this machine's HTTPS is signed by a CA the base image does
-    not trust, so pip inside `docker build` cannot reach PyPI)."""
-    context = tmp_path / "context"
-    context.mkdir()
-    for name in ("Dockerfile", "requirements.txt", "pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, context / name)
-    shutil.copytree(REPO / "src", context / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    wheels = context / "wheelhouse"
-    wheels.mkdir(parents=True)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir",
-                            str(wheels), str(context)], capture_output=True, text=True,
-                           timeout=900, check=False)
-    assert built.returncode == 0, built.stderr[-3000:]
-    start = time.monotonic()
-    result = subprocess.run(
-        ["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-         "-t", AGENT_IMAGE, "."], cwd=context, capture_output=True, text=True, timeout=1800,
-        check=False)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    print(f"\n{AGENT_IMAGE} built in {time.monotonic() - start:.1f}s")
+def test_agent_image_builds_from_the_local_base(client: Any) -> None:
+    """The real Dockerfile, from the local base, offline (tests/support/agent_image.py)."""
+    tag, seconds = build_agent_image(client)
+    print(f"\n{tag} built in {seconds:.1f}s" if seconds else f"\n{tag} reused (inputs unchanged)")
     config = client.images.get(AGENT_IMAGE).attrs["Config"]
     assert config["User"] == "agent" and "8001/tcp" in config["ExposedPorts"]

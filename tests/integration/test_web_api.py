@@ -104,6 +104,25 @@ async def test_status_is_a_dashboard_for_browsers_and_json_for_programs(
     assert set(also_json.json()) == set(as_json.json())
 
 
+async def test_open_incidents_tile_and_table_count_the_same_incidents(
+        open_client: httpx.AsyncClient) -> None:
+    import re
+
+    await open_client.post(URL, json=notification())  # TargetDown, no container: escalated
+    quiet = alert(name="QueueBacklog", fingerprint="tile000000000001", expr="queue > 5")
+    await open_client.post(URL, json=notification([quiet], group_key="{}:{q}"))
+    await settle(open_client)
+    counts = (await open_client.get("/status")).json()["incidents"]
+    page = (await open_client.get("/status", headers=HTML)).text
+    tile = re.search(r'id="tile-open">(\d+)<', page)
+    table = re.search(r'id="count-open">([^<]+)<', page)
+    assert tile and table
+    rows = page.split('id="sec-incidents"', 1)[1].split("</section>", 1)[0]
+    listed = rows.count("data-incident-id=")
+    assert int(tile.group(1)) == counts["open"] + counts["escalated"] == listed == 2
+    assert table.group(1).strip() == "2"
+
+
 async def test_incident_page_and_unchanged_json(open_client: httpx.AsyncClient) -> None:
     inc = (await open_client.post(URL, json=notification())).json()["incidents"][0]
     page = await open_client.get(f"/incidents/{inc}", headers=HTML)
@@ -129,6 +148,25 @@ async def test_alert_text_is_escaped_and_unsafe_links_dropped(
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
         assert "<b>web</b>" not in text
         assert 'href="javascript:' not in text
+
+
+async def test_bidi_and_invisible_characters_are_shown_not_obeyed(
+        open_client: httpx.AsyncClient) -> None:
+    tricky = alert(name="Disk\u202eFull", fingerprint="bidi000000000001",
+                   annotations={"summary": "ok \u202erestart container admin\u202c done\u200b"},
+                   labels={"container": "web\u2066x\u2069"})
+    inc = (await open_client.post(URL, json=notification([tricky]))).json()["incidents"][0]
+    await settle(open_client)
+    for path in ("/status", f"/incidents/{inc}"):
+        text = (await open_client.get(path, headers=HTML)).text
+        for hidden in ("\u202e", "\u202c", "\u200b", "\u2066", "\u2069"):
+            assert hidden not in text, (path, hex(ord(hidden)))
+        assert "⟨U+202E⟩" in text
+    report = (await open_client.get(f"/incidents/{inc}/report")).text
+    assert "\u202e" not in report and "⟨U+202E⟩" in report
+    # The data itself is kept as received: the JSON API and the log are not rewritten.
+    raw = (await open_client.get(f"/incidents/{inc}")).json()
+    assert raw["alerts"][0]["labels"]["alertname"] == "Disk\u202eFull"
 
 
 def audit_text(page: str) -> str:

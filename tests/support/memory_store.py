@@ -97,7 +97,8 @@ class InMemoryEventStore:
             snap.incident_alerts.setdefault(a["incident_id"], {})[key] = a["status"]
         result = correlate(n, snap, lambda: f"inc-{next(self._ids):04d}")
         stored = self._append(result.events)
-        return IngestResult(result.touched, result.new_alerts, result.duplicates, stored)
+        return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
+                            result.duplicate_of)
 
     async def mark_processed(self, incident_id: str, seq: int) -> None:
         self.processed[incident_id] = seq

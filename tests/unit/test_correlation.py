@@ -108,3 +108,11 @@ def test_starts_at_is_normalised_across_timezones() -> None:
     a = parse(notification([alert(starts_at="2026-11-21T20:21:48.119Z")])).alerts[0]
     b = parse(notification([alert(starts_at="2026-11-21T21:21:48.119+01:00")])).alerts[0]
     assert a.starts_at_key == b.starts_at_key
+
+
+def test_duplicates_name_the_incident_they_belong_to() -> None:
+    snap = CorrelationSnapshot(open_incident_id=None)
+    first = correlate(parse(notification()), snap, new_id)
+    (incident,) = first.touched
+    again = correlate(parse(notification()), snap, new_id)
+    assert again.touched == [] and again.duplicates == 1 and again.duplicate_of == [incident]

@@ -117,3 +117,11 @@ def test_md_and_code_neutralise_structure() -> None:
     assert md("x" * 400, 10) == "x" * 9 + "…"
     assert code("a`b c\n") == "a'bc"
     assert code(None) == "-"
+
+
+def test_reveal_controls_names_hidden_characters_and_keeps_the_rest() -> None:
+    from sre_agent.web.views import clip, reveal_controls
+
+    assert reveal_controls("a\u202eb\u200bc\x07d\te\nf") == "a⟨U+202E⟩b⟨U+200B⟩c⟨U+0007⟩d\te\nf"
+    assert reveal_controls("Grüße, 日本, emoji 🙂") == "Grüße, 日本, emoji 🙂"
+    assert clip("x\u2066y") == "x⟨U+2066⟩y"

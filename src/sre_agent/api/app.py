@@ -51,7 +51,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.runner.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
-                 host=settings.host, port=settings.port, llm=settings.llm.enabled)
+                 host=settings.host, port=settings.port, llm=settings.llm.enabled,
+                 dashboard=f"http://{settings.host}:{settings.port}/status")
         try:
             yield
         finally:

@@ -15,7 +15,8 @@ class ErrorOut(BaseModel):
 
 class WebhookAccepted(BaseModel):
     status: str = "accepted"
-    incidents: list[str]
+    incidents: list[str] = Field(description="incidents this notification's alerts belong to, "
+                                             "duplicates included")
     alerts_new: int
     alerts_duplicate: int
 

@@ -1,11 +1,18 @@
-"""``sre-agent serve``: run the HTTP server (uvicorn)."""
+"""``sre-agent serve``: run the HTTP server (uvicorn).
+
+The listening socket is bound here, before the app starts, so a port that is taken fails in one
+line before anything says "started", and the process can say where the dashboard is.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
+import sys
 from typing import Any
 
-from sre_agent.cli.common import load_settings
+from sre_agent.cli.common import fail, load_settings
 
 
 def register(sub: Any) -> None:
@@ -15,18 +22,60 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); raises OSError with the system's reason."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}"
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        why = "the address is already in use (another process holds the port)"
+    elif exc.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges)"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "that address is not on this machine"
+    else:
+        why = exc.strerror or str(exc)
+    return f"cannot listen on {host}:{port}: {why}; set SRE_AGENT_PORT or pass --port"
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = load_settings(**overrides)
     if settings is None:
         return 2
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        return fail(bind_error(settings.host, settings.port, exc), code=1)
     import uvicorn
 
     from sre_agent.api.app import create_app
     from sre_agent.observability import configure_logging
 
     configure_logging(settings.log_format.value, settings.log_level)
+    url = base_url(settings.host, settings.port)
+    if settings.log_format.value == "console" or sys.stderr.isatty():
+        # A person is reading: one plain line saying where to go. JSON logs stay pure JSON.
+        print(f"SRE Agent listening on {url}: open {url}/status for the dashboard",
+              file=sys.stderr, flush=True)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
-                access_log=False, proxy_headers=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

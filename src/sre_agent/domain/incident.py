@@ -23,6 +23,15 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+# Statuses of an incident that still needs someone: what the dashboard calls "open".
+UNRESOLVED = frozenset({IncidentStatus.OPEN, IncidentStatus.ESCALATED})
+
+
+def unresolved_count(counts: dict[str, int]) -> int:
+    """Incidents still needing someone, from per-status counts (open and escalated)."""
+    return sum(counts.get(status, 0) for status in UNRESOLVED)
+
+
 class Mode(StrEnum):
     OBSERVE = "observe"
     DRY_RUN = "dry_run"
@@ -52,9 +61,11 @@ class CorrelationSnapshot:
 @dataclass
 class CorrelationResult:
     events: list[NewEvent]
-    touched: list[str]
+    touched: list[str]  # incidents with new events: the pipeline looks at these again
     new_alerts: int
     duplicates: int
+    # incidents the duplicates already belong to, so a redelivery is told where its alerts are
+    duplicate_of: list[str] = field(default_factory=list)
 
 
 def alert_key(alert: WebhookAlert) -> AlertKey:
@@ -96,6 +107,7 @@ def correlate(
     """Decide which events a notification adds. Repeats add nothing."""
     events: list[NewEvent] = []
     touched: list[str] = []
+    duplicate_of: list[str] = []
     new_alerts = duplicates = 0
     open_id = snap.open_incident_id
 
@@ -122,6 +134,8 @@ def correlate(
         if alert.status == "firing":
             if known is not None:  # redelivery, or a stale firing after resolution
                 duplicates += 1
+                if known.incident_id not in duplicate_of:
+                    duplicate_of.append(known.incident_id)
                 continue
             incident_id = open_id or open_incident()
             events.append(NewEvent(EventType.ALERT_RECEIVED, Actor.ALERTMANAGER, incident_id,
@@ -134,6 +148,8 @@ def correlate(
         # resolved
         if known is not None and known.status == "resolved":
             duplicates += 1
+            if known.incident_id not in duplicate_of:
+                duplicate_of.append(known.incident_id)
             continue
         # A resolved alert we never saw fire (the agent started later) is recorded all the same.
         incident_id = known.incident_id if known is not None else open_id or open_incident()
@@ -148,4 +164,4 @@ def correlate(
                                    {"reason": "all alerts resolved"}))
             if incident_id == open_id:
                 open_id = None
-    return CorrelationResult(events, touched, new_alerts, duplicates)
+    return CorrelationResult(events, touched, new_alerts, duplicates, duplicate_of)

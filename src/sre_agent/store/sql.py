@@ -190,7 +190,8 @@ class SqlEventStore(LogQueries, ActionQueries):
             snap = self._snapshot(conn, notification)
             result = correlate(notification, snap, new_incident_id)
             stored = self._append_in(conn, result.events)
-            return IngestResult(result.touched, result.new_alerts, result.duplicates, stored)
+            return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
+                                result.duplicate_of)
         return await self._write(run)
 
     def _snapshot(self, conn: Connection, n: WebhookNotification) -> CorrelationSnapshot:

@@ -7,6 +7,7 @@ escape it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,8 +115,20 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
     return (b - a).total_seconds()
 
 
+# Characters that reorder or hide text (bidi overrides and isolates, zero-width marks) and C0/C1
+# controls other than whitespace: alert text could use them to make a page lie about what it
+# shows ("\u202erestart" reads backwards). They are shown as visible code points instead.
+_HIDDEN = re.compile("[\u0000-\u0008\u000e-\u001f\u007f-\u009f\u061c\u200b-\u200f"
+                     "\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def reveal_controls(text: str) -> str:
+    """Untrusted text for display: invisible and reordering characters become ⟨U+XXXX⟩."""
+    return _HIDDEN.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
+
+
 def clip(value: object, limit: int = MAX_TEXT) -> str:
-    text = "" if value is None else str(value)
+    text = reveal_controls("" if value is None else str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

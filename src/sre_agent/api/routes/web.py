@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from sre_agent import __version__
 from sre_agent.api.auth import cross_site_request, operator_token_matches
@@ -26,8 +27,10 @@ from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Services
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
+from sre_agent.domain.incident import unresolved_count
 from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
+from sre_agent.web.views import reveal_controls
 
 router = APIRouter(tags=["web"], include_in_schema=False)
 
@@ -49,7 +52,15 @@ MAX_FORM_BYTES = 4096
 @cache
 def _env() -> Environment:
     return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       finalize=_reveal)
+
+
+def _reveal(value: Any) -> Any:
+    """Every string a template prints, whichever view built it, shows hidden characters."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup is ours, escaped
+        return reveal_controls(value)
+    return value
 
 
 @cache
@@ -160,6 +171,7 @@ async def dashboard_page(request: Request, services: Services,
         "last_alert": views.fmt_time(status["last_alert_at"]),
         "components": views.component_rows(status),
         "incidents": incidents, "resolved": resolved, "pending": pending,
+        "unresolved": unresolved_count(status["incidents"]),
         "actions": [views.action_row(a) for a in await store.list_actions(limit=15)],
         "effectiveness": views.effectiveness_rows(status["effectiveness"]),
         "breakers": views.breaker_rows(await store.list_breakers()),

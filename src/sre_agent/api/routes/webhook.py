@@ -124,8 +124,9 @@ async def receive(request: Request, store: StoreDep, runner: RunnerDep, settings
         log.info("webhook_accepted", group_key=notification.group_key[:200],
                  alerts=len(notification.alerts), new=result.new_alerts,
                  duplicates=result.duplicates, incidents=result.touched[:10])
+        incidents = result.touched + [i for i in result.duplicate_of if i not in result.touched]
         return JSONResponse(WebhookAccepted(
-            incidents=result.touched, alerts_new=result.new_alerts,
+            incidents=incidents, alerts_new=result.new_alerts,
             alerts_duplicate=result.duplicates).model_dump())
     finally:
         metrics.notifications.labels(outcome).inc()
