@@ -37,7 +37,8 @@ from sre_agent.domain.events import (
     verify_chain,
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
-from sre_agent.store.engine import make_engine
+from sre_agent.store.engine import WRITE_OPTION, make_engine
+from sre_agent.store.migrations import upgrade
 from sre_agent.store.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
@@ -48,7 +49,6 @@ from sre_agent.store.schema import (
     control,
     events,
     incidents,
-    metadata,
     progress,
 )
 from sre_agent.store.sql_actions import ActionQueries
@@ -75,10 +75,7 @@ class SqlEventStore(ActionQueries):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            if conn.execute(select(chain_head.c.id)).first() is None:
-                conn.execute(insert(chain_head).values(id=1, seq=0, hash=GENESIS_HASH))
+        upgrade(self.engine)  # versioned migrations (store/migrations.py), idempotent
 
     # --- plumbing -----------------------------------------------------------------------------
     async def _write(self, fn: Callable[[Connection], T]) -> T:
@@ -123,7 +120,8 @@ class SqlEventStore(ActionQueries):
 
     def _run_batch(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn, conn.execution_options(
+                **{WRITE_OPTION: True}).begin():
             for job in jobs:
                 savepoint = conn.begin_nested() if len(jobs) > 1 else None
                 try:
