@@ -124,6 +124,7 @@ def build_container(settings: Settings, *, store: EventStore | None = None,
         the_store,
         stages if stages is not None else build_stages(settings, analysis, the_backends,
                                                        policy),
-        workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics)
+        workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics,
+        sweep_s=settings.resume_sweep_s)
     return Container(settings=settings, store=the_store, metrics=metrics, runner=runner,
                      analysis=analysis, backends=the_backends, policy=policy)

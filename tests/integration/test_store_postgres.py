@@ -142,3 +142,54 @@ async def test_nul_and_odd_text_is_stored_and_read_back(store_url: str) -> None:
         assert (await store.verify()).ok
     finally:
         await store.close()
+
+
+async def test_the_agent_on_postgresql_answers_503_while_it_is_down_and_loses_nothing(
+        pg_cluster: Any, tmp_path: Any) -> None:
+    """The whole app on PostgreSQL: ingest, analysis, audit; then the server stops under load:
+    webhooks answer 503 (Alertmanager retries those), and after it is back every acknowledged
+    alert is there and the pipeline finishes by itself."""
+    import httpx
+
+    from sre_agent.api.app import create_app
+    from tests.conftest import make_settings
+
+    url = pg_cluster.create_database()
+    app = create_app(make_settings(tmp_path, database_url=url, resume_sweep_s=1.0))
+    acked: list[str] = []
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        async def send(i: int) -> int:
+            payload = notification([alert(fingerprint=f"pg{i:04d}")], group_key=f"{{}}:g{i}")
+            r = await c.post("/webhook/alertmanager", json=payload)
+            if r.status_code == 200:
+                acked.append(f"pg{i:04d}")
+            return r.status_code
+
+        assert {await send(i) for i in range(10)} == {200}
+        assert (await c.get("/ready")).status_code == 200
+        pg_cluster.stop("fast")
+        try:
+            codes = [await send(i) for i in range(10, 15)]
+            assert set(codes) == {503}, codes
+            assert (await c.get("/ready")).status_code == 503
+        finally:
+            pg_cluster.start()
+        for _ in range(100):  # the pool reconnects on its own (pre-ping)
+            if await send(15) == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert acked[-1] == "pg0015"
+        store = app.state.container.store
+        for _ in range(300):  # runs that failed during the outage resume by themselves
+            if not await store.pending_incidents():
+                break
+            await asyncio.sleep(0.2)
+        await app.state.container.runner.wait_idle(60)
+        body = (await c.get("/audit", params={"type": "AlertReceived", "limit": 1000})).json()
+        stored = {e["data"]["fingerprint"] for e in body["items"]}
+        assert set(acked) <= stored and len(stored) == len(acked) == 11
+        diagnosed = (await c.get("/audit", params={"type": "DiagnosisProduced",
+                                                   "limit": 1000})).json()["items"]
+        assert len({e["incident_id"] for e in diagnosed}) == 11  # every incident analysed once
+        assert (await c.get("/audit/verify")).json()["ok"] is True
