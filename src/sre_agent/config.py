@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     workers: int = Field(default=2, ge=1, le=64)
     stage_timeout_s: float = Field(default=300.0, gt=0)
+    # How often the runner looks for incidents whose log moved past what was processed and that
+    # nothing is working on (runs given up during a store outage, work of a stopped process).
+    resume_sweep_s: float = Field(default=30.0, gt=0, le=3600)
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None

@@ -25,7 +25,9 @@ def _drop_secrets(
 
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=False))
+                     # plain tracebacks: rich's pretty ones take seconds each, with locals
+                     else structlog.dev.ConsoleRenderer(
+                         colors=False, exception_formatter=structlog.dev.plain_traceback))
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     structlog.configure(
         processors=[

@@ -1,4 +1,4 @@
-"""The ``sre-agent`` command: serve, audit verify, and the offline tools."""
+"""The ``sre-agent`` command: serve, db, audit, and the offline tools."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sre_agent.cli import analyze, audit, demo, serve
+from sre_agent.cli import analyze, audit, db, demo, serve
 from sre_agent.cli import eval as eval_command
 
-COMMANDS = (serve, audit, analyze, eval_command, demo)
+COMMANDS = (serve, db, audit, analyze, eval_command, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ class PipelineRunner:
     def __init__(self, store: EventStore, stages: Sequence[Stage], *, workers: int = 2,
                  stage_timeout_s: float = 60.0, metrics: Metrics | None = None,
                  retry_base_s: float = 2.0, retry_max_s: float = 60.0,
-                 max_retries: int = 8) -> None:
+                 max_retries: int = 8, sweep_s: float = 30.0) -> None:
         self.store = store
         self.stages = list(stages)
         self.workers = workers
@@ -32,6 +32,7 @@ class PipelineRunner:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.max_retries = max_retries
+        self.sweep_s = sweep_s
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -54,15 +55,31 @@ class PipelineRunner:
     async def start(self) -> None:
         for i in range(self.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"pipeline-{i}"))
+        await self.resume()
+        self._tasks.append(asyncio.create_task(self._sweep(), name="pipeline-sweep"))
+
+    async def resume(self) -> int:
+        """Submit every incident whose log moved past what was processed and that nothing here
+        is queued, running or waiting to retry: at start-up, and periodically, so runs given up
+        during a store outage resume by themselves once it is back."""
         try:
             pending = await self.store.pending_incidents()
         except StoreUnavailable as exc:
-            log.error("resume_failed", error=str(exc))
-            return
-        for incident_id in pending:
+            log.warning("resume_failed", error=str(exc))
+            return 0
+        fresh = [i for i in pending if i not in self._queued and i not in self._running
+                 and i not in self._retries]
+        for incident_id in fresh:
+            self._failures.pop(incident_id, None)  # a new round of retries
             self.submit(incident_id)
-        if pending:
-            log.info("resumed_incidents", count=len(pending))
+        if fresh:
+            log.info("resumed_incidents", count=len(fresh))
+        return len(fresh)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            await self.resume()
 
     async def stop(self) -> None:
         for handle in self._retries.values():
@@ -88,6 +105,9 @@ class PipelineRunner:
             ok = False
             try:
                 ok = await self.process(incident_id)
+            except StoreUnavailable as exc:  # an outage, not a bug: retried with backoff
+                log.warning("incident_store_unavailable", incident_id=incident_id,
+                            error=str(exc))
             except Exception:  # a bug in one incident must not kill the worker
                 log.exception("incident_processing_crashed", incident_id=incident_id)
             finally:

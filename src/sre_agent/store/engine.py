@@ -8,6 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+# Execution option marking a connection that will write (see _begin).
+WRITE_OPTION = "sre_agent_write"
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -28,7 +31,11 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # A writer takes the write lock up front (IMMEDIATE): a deferred transaction that
+            # read first fails at once with "database is locked" when another process wrote
+            # meanwhile, instead of waiting out the busy timeout.
+            write = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

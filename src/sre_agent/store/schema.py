@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -16,8 +18,40 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
+
+
+def _clean(value: Any, length: int | None) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x00", "\ufffd")
+    return value[:length] if length else value
+
+
+class SafeText(TypeDecorator[str]):
+    """Projection text as both back ends can hold it: NUL, which PostgreSQL refuses, becomes
+    U+FFFD. Projections are for display and lookups; the log keeps the exact text, NUL
+    included, in its canonical JSON (where it is escaped)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return _clean(value, None)
+
+
+class SafeString(TypeDecorator[str]):
+    """A bounded projection string: NUL replaced as in SafeText, and clipped to the column's
+    length (PostgreSQL refuses longer values; SQLite ignores lengths)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return _clean(value, getattr(self.impl_instance, "length", None))
+
 
 # The log. Never updated, never deleted: the source of truth.
 events = Table(
@@ -46,14 +80,14 @@ chain_head = Table(
 # --- projections: rebuildable from `events` -------------------------------------------------
 incidents = Table(
     "incidents", metadata,
-    Column("id", String(64), primary_key=True),
-    Column("group_key", Text, nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("severity", String(20), nullable=False),
-    Column("opened_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
-    Column("resolved_at", String(40), nullable=True),
+    Column("id", SafeString(64), primary_key=True),
+    Column("group_key", SafeText, nullable=False),
+    Column("status", SafeString(20), nullable=False),
+    Column("title", SafeText, nullable=False),
+    Column("severity", SafeString(20), nullable=False),
+    Column("opened_at", SafeString(40), nullable=False),
+    Column("updated_at", SafeString(40), nullable=False),
+    Column("resolved_at", SafeString(40), nullable=True),
     Column("opened_seq", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
     Column("alerts_total", Integer, nullable=False, default=0),
@@ -66,15 +100,15 @@ incidents = Table(
 alerts = Table(
     "alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", String(64), nullable=False),
-    Column("fingerprint", String(256), nullable=False),
-    Column("starts_at", String(40), nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("alertname", Text, nullable=False),
+    Column("incident_id", SafeString(64), nullable=False),
+    Column("fingerprint", SafeString(256), nullable=False),
+    Column("starts_at", SafeString(40), nullable=False),
+    Column("status", SafeString(20), nullable=False),
+    Column("alertname", SafeText, nullable=False),
     Column("labels", JSON, nullable=False),
     Column("annotations", JSON, nullable=False),
-    Column("generator_url", Text, nullable=False),
-    Column("ends_at", String(40), nullable=False),
+    Column("generator_url", SafeText, nullable=False),
+    Column("ends_at", SafeString(40), nullable=False),
     Column("received_seq", BigInteger, nullable=False),
     UniqueConstraint("fingerprint", "starts_at", name="uq_alert_identity"),
     Index("ix_alerts_incident", "incident_id"),
@@ -83,8 +117,8 @@ alerts = Table(
 # Key/value state projected from control events (mode, paused).
 control = Table(
     "control", metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
+    Column("key", SafeString(64), primary_key=True),
+    Column("value", SafeText, nullable=False),
 )
 
 # Runner bookkeeping, not domain state: how far the pipeline has processed each incident.
@@ -92,7 +126,7 @@ control = Table(
 # safe because every stage is idempotent over the log.
 progress = Table(
     "progress", metadata,
-    Column("incident_id", String(64), primary_key=True),
+    Column("incident_id", SafeString(64), primary_key=True),
     Column("processed_seq", BigInteger, nullable=False),
     Column("done", Boolean, nullable=False, default=False),
 )
@@ -100,23 +134,23 @@ progress = Table(
 
 actions = Table(
     "actions", metadata,
-    Column("id", String(64), primary_key=True),
-    Column("incident_id", String(64), nullable=False),
-    Column("kind", String(40), nullable=False),
-    Column("target", Text, nullable=True),
-    Column("alertname", Text, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("status", String(30), nullable=False),
-    Column("decision_reason", Text, nullable=True),
+    Column("id", SafeString(64), primary_key=True),
+    Column("incident_id", SafeString(64), nullable=False),
+    Column("kind", SafeString(40), nullable=False),
+    Column("target", SafeText, nullable=True),
+    Column("alertname", SafeText, nullable=False),
+    Column("reason", SafeText, nullable=False),
+    Column("status", SafeString(30), nullable=False),
+    Column("decision_reason", SafeText, nullable=True),
     Column("proposal", JSON, nullable=False),
     Column("result", JSON, nullable=True),
-    Column("idempotency_key", String(300), nullable=False, unique=True),
-    Column("proposed_at", String(40), nullable=False),
-    Column("updated_at", String(40), nullable=False),
+    Column("idempotency_key", SafeString(300), nullable=False, unique=True),
+    Column("proposed_at", SafeString(40), nullable=False),
+    Column("updated_at", SafeString(40), nullable=False),
     Column("started_ts", Float, nullable=True),
     Column("finished_ts", Float, nullable=True),
     Column("updated_ts", Float, nullable=False),
-    Column("decided_by", String(200), nullable=True),
+    Column("decided_by", SafeString(200), nullable=True),
     Index("ix_actions_status", "status"),
     Index("ix_actions_incident", "incident_id"),
     Index("ix_actions_target", "target", "started_ts"),
@@ -124,16 +158,16 @@ actions = Table(
 
 breakers = Table(
     "breakers", metadata,
-    Column("target", String(255), primary_key=True),
-    Column("state", String(10), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("changed_at", String(40), nullable=False),
+    Column("target", SafeString(255), primary_key=True),
+    Column("state", SafeString(10), nullable=False),
+    Column("reason", SafeText, nullable=False),
+    Column("changed_at", SafeString(40), nullable=False),
 )
 
 action_stats = Table(
     "action_stats", metadata,
-    Column("alertname", String(255), primary_key=True),
-    Column("kind", String(40), primary_key=True),
+    Column("alertname", SafeString(255), primary_key=True),
+    Column("kind", SafeString(40), primary_key=True),
     Column("attempts", Integer, nullable=False),
     Column("successes", Integer, nullable=False),
     Column("recoveries", Integer, nullable=False),

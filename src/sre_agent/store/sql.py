@@ -26,7 +26,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
-    GENESIS_HASH,
     NewEvent,
     StoredEvent,
     canonical_json,
@@ -35,7 +34,8 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.ports import IngestResult, StoreUnavailable
-from sre_agent.store.engine import make_engine
+from sre_agent.store.engine import WRITE_OPTION, make_engine
+from sre_agent.store.migrations import upgrade
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
     PROJECTION_TABLES,
@@ -44,7 +44,6 @@ from sre_agent.store.schema import (
     chain_head,
     events,
     incidents,
-    metadata,
     progress,
 )
 from sre_agent.store.sql_actions import ActionQueries
@@ -66,10 +65,7 @@ class SqlEventStore(LogQueries, ActionQueries):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            if conn.execute(select(chain_head.c.id)).first() is None:
-                conn.execute(insert(chain_head).values(id=1, seq=0, hash=GENESIS_HASH))
+        upgrade(self.engine)  # versioned migrations (store/migrations.py), idempotent
 
     # --- plumbing -----------------------------------------------------------------------------
     async def _write(self, fn: Callable[[Connection], T]) -> T:
@@ -114,7 +110,8 @@ class SqlEventStore(LogQueries, ActionQueries):
 
     def _run_batch(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn, conn.execution_options(
+                **{WRITE_OPTION: True}).begin():
             for job in jobs:
                 savepoint = conn.begin_nested() if len(jobs) > 1 else None
                 try:

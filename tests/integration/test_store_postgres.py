@@ -1,0 +1,195 @@
+"""The store on both back ends (SQLite file, real PostgreSQL 15): versioned migrations, the
+chain under concurrent writers, and text PostgreSQL refuses that SQLite takes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.domain.events import Actor, EventType, NewEvent
+from sre_agent.store import migrations
+from sre_agent.store.schema import metadata
+from sre_agent.store.sql import SqlEventStore
+from tests.support.payloads import alert, notification
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sre_agent", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_schema_fingerprint_is_recorded_with_its_migration() -> None:
+    """schema.py changed without a migration step? Add one (store/migrations.py)."""
+    assert migrations.schema_fingerprint() == migrations.SCHEMA_FINGERPRINT, (
+        "schema.py changed: add a Migration step and update SCHEMA_FINGERPRINT")
+
+
+async def test_upgrade_creates_every_table_and_records_the_version(store_url: str) -> None:
+    engine = create_engine(store_url)
+    try:
+        assert migrations.upgrade(engine) == [migrations.LATEST]
+        assert migrations.upgrade(engine) == []  # idempotent: nothing left to do
+        names = set(inspect(engine).get_table_names())
+        assert set(metadata.tables) | {"schema_version"} <= names
+        with engine.connect() as conn:
+            assert migrations.current_version(conn) == migrations.LATEST
+    finally:
+        engine.dispose()
+
+
+async def test_a_database_made_before_versioning_is_recorded_not_recreated(
+        store_url: str) -> None:
+    store = SqlEventStore(store_url)
+    await store.ingest(WebhookNotification.model_validate(notification()))
+    await store.close()
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE schema_version"))  # as an unversioned database
+        assert migrations.upgrade(engine) == []
+        with engine.connect() as conn:
+            assert migrations.current_version(conn) == 1
+            assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 2
+    finally:
+        engine.dispose()
+
+
+async def test_a_newer_schema_is_refused(store_url: str) -> None:
+    engine = create_engine(store_url)
+    try:
+        migrations.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(migrations.schema_version.insert().values(
+                version=migrations.LATEST + 1, description="from the future", applied_at="x"))
+        with pytest.raises(migrations.SchemaTooNew, match="newer agent"):
+            migrations.upgrade(engine)
+    finally:
+        engine.dispose()
+    result = _cli("db", "upgrade", "--database-url", store_url)
+    assert result.returncode == 1 and "newer agent" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_and_status_commands(store_url: str) -> None:
+    first = _cli("db", "status", "--database-url", store_url)
+    assert first.returncode == 0 and "version 0" in first.stdout, first.stderr
+    up = _cli("db", "upgrade", "--database-url", store_url)
+    assert up.returncode == 0 and f"upgraded to version {migrations.LATEST}" in up.stdout
+    again = _cli("db", "upgrade", "--database-url", store_url)
+    assert again.returncode == 0 and "already at version" in again.stdout
+    status = _cli("db", "status", "--database-url", store_url)
+    assert f"version {migrations.LATEST}" in status.stdout and "up to date" in status.stdout
+
+
+async def test_concurrent_stores_keep_one_linear_chain(store_url: str) -> None:
+    """Several writers (as replicas are) on one database: every append lands once, in one
+    chain, and `audit verify` passes. On SQLite the file lock serialises them; on PostgreSQL
+    the chain head row is locked FOR UPDATE."""
+    stores = [SqlEventStore(store_url) for _ in range(3)]
+    try:
+        async def writer(store: SqlEventStore, n: int) -> None:
+            for i in range(20):
+                await store.append([NewEvent(EventType.MODE_CHANGED, Actor.operator(f"w{n}"),
+                                             None, {"mode": "observe", "i": i})])
+        await asyncio.gather(*(writer(s, n) for n, s in enumerate(stores)))
+        result = await stores[0].verify()
+        assert result.ok and result.checked == 60
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_concurrent_upgrades_from_several_replicas_run_once(pg_cluster: Any) -> None:
+    """Replicas share PostgreSQL (SQLite serves one process): the advisory lock lets one
+    upgrade and the others find nothing to do."""
+    store_url = pg_cluster.create_database()
+    engines = [create_engine(store_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(asyncio.to_thread(migrations.upgrade, e)
+                                         for e in engines))
+        assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+        with engines[0].connect() as conn:
+            rows = conn.execute(select(migrations.schema_version.c.version)).all()
+        assert [r.version for r in rows] == [1]
+    finally:
+        for e in engines:
+            e.dispose()
+
+
+async def test_nul_and_odd_text_is_stored_and_read_back(store_url: str) -> None:
+    """PostgreSQL text cannot hold NUL; alert text may. Nothing acknowledged is lost."""
+    store = SqlEventStore(store_url)
+    try:
+        odd = alert(name="Odd\x00Name", fingerprint="nul0000000000001",
+                    labels={"job": "a\x00b", "emoji": "🙂", "rtl": "\u202e"},
+                    annotations={"summary": "nul \x00 here", "description": "\ud7ff"})
+        result = await store.ingest(WebhookNotification.model_validate(notification([odd])))
+        assert result.new_alerts == 1
+        (incident,) = result.touched
+        [row] = await store.incident_alerts(incident)
+        assert row["labels"]["emoji"] == "🙂" and row["labels"]["rtl"] == "\u202e"
+        events = await store.list_events(incident_id=incident)
+        received = next(e for e in events if e.type == EventType.ALERT_RECEIVED)
+        assert received.data["labels"]["job"] == "a\x00b"  # the log keeps the exact text
+        assert (await store.verify()).ok
+    finally:
+        await store.close()
+
+
+async def test_the_agent_on_postgresql_answers_503_while_it_is_down_and_loses_nothing(
+        pg_cluster: Any, tmp_path: Any) -> None:
+    """The whole app on PostgreSQL: ingest, analysis, audit; then the server stops under load:
+    webhooks answer 503 (Alertmanager retries those), and after it is back every acknowledged
+    alert is there and the pipeline finishes by itself."""
+    import httpx
+
+    from sre_agent.api.app import create_app
+    from tests.conftest import make_settings
+
+    url = pg_cluster.create_database()
+    app = create_app(make_settings(tmp_path, database_url=url, resume_sweep_s=1.0))
+    acked: list[str] = []
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        async def send(i: int) -> int:
+            payload = notification([alert(fingerprint=f"pg{i:04d}")], group_key=f"{{}}:g{i}")
+            r = await c.post("/webhook/alertmanager", json=payload)
+            if r.status_code == 200:
+                acked.append(f"pg{i:04d}")
+            return r.status_code
+
+        assert {await send(i) for i in range(10)} == {200}
+        assert (await c.get("/ready")).status_code == 200
+        pg_cluster.stop("fast")
+        try:
+            codes = [await send(i) for i in range(10, 15)]
+            assert set(codes) == {503}, codes
+            assert (await c.get("/ready")).status_code == 503
+        finally:
+            pg_cluster.start()
+        for _ in range(100):  # the pool reconnects on its own (pre-ping)
+            if await send(15) == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert acked[-1] == "pg0015"
+        store = app.state.container.store
+        for _ in range(300):  # runs that failed during the outage resume by themselves
+            if not await store.pending_incidents():
+                break
+            await asyncio.sleep(0.2)
+        await app.state.container.runner.wait_idle(60)
+        body = (await c.get("/audit", params={"type": "AlertReceived", "limit": 1000})).json()
+        stored = {e["data"]["fingerprint"] for e in body["items"]}
+        assert set(acked) <= stored and len(stored) == len(acked) == 11
+        diagnosed = (await c.get("/audit", params={"type": "DiagnosisProduced",
+                                                   "limit": 1000})).json()["items"]
+        assert len({e["incident_id"] for e in diagnosed}) == 11  # every incident analysed once
+        assert (await c.get("/audit/verify")).json()["ok"] is True
