@@ -180,12 +180,12 @@ async def test_the_agent_on_postgresql_answers_503_while_it_is_down_and_loses_no
                 break
             await asyncio.sleep(0.2)
         assert acked[-1] == "pg0015"
-        store = app.state.container.store
+        store = app.state.services.store
         for _ in range(300):  # runs that failed during the outage resume by themselves
             if not await store.pending_incidents():
                 break
             await asyncio.sleep(0.2)
-        await app.state.container.runner.wait_idle(60)
+        await app.state.services.runner.wait_idle(60)
         body = (await c.get("/audit", params={"type": "AlertReceived", "limit": 1000})).json()
         stored = {e["data"]["fingerprint"] for e in body["items"]}
         assert set(acked) <= stored and len(stored) == len(acked) == 11
