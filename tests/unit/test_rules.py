@@ -289,8 +289,9 @@ def test_container_actions_name_only_resolved_targets(rules: RulesAnalyzer) -> N
 
 
 def test_unknown_alert_only_notifies_and_escalates(rules: RulesAnalyzer) -> None:
-    d = rules.analyse_sync(context("KafkaConsumersGroup", expr="sum(lag) > 50"), [target()],
-                           [docker(health="healthy")])
+    d = rules.analyse_sync(context("FrobnicatorQuux", expr="sum(wibble) > 50",
+                                   annotations={"summary": "Quux"}),
+                           [target()], [docker(health="healthy")])
     assert (d.runbook, d.category) == ("default", Category.UNKNOWN)
     assert kinds(d) == {ActionKind.NOTIFY, ActionKind.ESCALATE}
     assert d.confidence <= 0.3

@@ -39,7 +39,16 @@ Templates (summary, probable_cause, reasons, queries) use ``str.format_map`` ove
 firing alert's labels plus ``{targets}`` (and ``{target}`` in per-target reasons). Placeholders
 are plain names (literal braces: ``{{ }}``); values are inserted as text, never evaluated; a
 missing label renders empty, and a query naming one is not run. Query values are escaped for
-PromQL strings. Alert annotations are never read: alert text is data, not instructions.
+PromQL strings. Alert annotations are read only by the classifier, as words matched against a
+fixed table: alert text is data, never instructions.
+
+Runbooks with a negative ``priority`` are fallbacks: before the first of them is tried, the
+classifier (``analysis/classifier.py``) looks at the alert's name, expression and annotations;
+if it finds a category, it answers (notify or escalate, never a container action). Conditions
+may also test what it found: ``classified: {category: [..], family: [..], stateful: BOOL,
+down: BOOL}``, and ``category: from_classifier`` takes its category. Templates also see
+``{category}`` (the classifier's) and ``{value}`` (the alert expression's current value, when
+the evidence stage measured it).
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sre_agent.analysis.classifier import Classification, classify
 from sre_agent.analysis.runbook_model import (
     Condition,
     Runbook,
@@ -61,6 +71,7 @@ from sre_agent.domain.alertmanager import expression_from_generator_url
 from sre_agent.domain.diagnosis import (
     CONTAINER_ACTIONS,
     ActionKind,
+    Category,
     Diagnosis,
     Engine,
     ProposedAction,
@@ -104,6 +115,7 @@ class Facts:
     metrics: dict[str, Any]
     probes: list[dict[str, Any]]
     known: bool = True
+    classification: Classification | None = None
 
     @classmethod
     def build(cls, ctx: AlertContext, evidence: list[Evidence] | None) -> Facts:
@@ -119,7 +131,11 @@ class Facts:
                    if e.source == "prometheus" and e.status != EvidenceStatus.ERROR}
         probes = [{**e.data, "url": e.data.get("url") or e.name} for e in ev
                   if e.source == "http_probe" and isinstance(e.data.get("healthy"), bool)]
-        return cls(alerts, exprs, containers, metrics, probes, known=evidence is not None)
+        first = firing[0] if firing else {}
+        annotations = {str(k): str(v) for k, v in dict(first.get("annotations") or {}).items()}
+        found = classify(alerts[0].get("alertname", "") if alerts else "", exprs, annotations)
+        return cls(alerts, exprs, containers, metrics, probes, known=evidence is not None,
+                   classification=found)
 
 
 def _check_labels(cond: Condition, f: Facts) -> list[Result]:
@@ -135,6 +151,12 @@ def _check_labels(cond: Condition, f: Facts) -> list[Result]:
         wanted = {s.lower() for s in cond.severity}
         sev = [a["severity"] for a in f.alerts if a.get("severity", "").lower() in wanted]
         out.append((bool(sev), [f"severity {_short(s)}" for s in sev[:1]]))
+    if (c := cond.classified) is not None and (k := f.classification) is not None:
+        ok = ((c.category is None or k.category in c.category)
+              and (c.family is None or k.family in c.family)
+              and (c.stateful is None or k.stateful == c.stateful)
+              and (c.down is None or k.down == c.down))
+        out.append((ok, [f"classified {k.reason}"] if ok else []))
     if (e := cond.expr) is not None:
         hits = [x for x in f.exprs if e.test(x, anchored=False)]
         ok = bool(hits) or (not f.exprs and e.test(None))
@@ -228,6 +250,8 @@ class RulesAnalyzer:
         labels = facts.alerts[0] if facts.alerts else {}
         queries: dict[str, str] = {}
         for book in self.runbooks:
+            if book.priority < 0 and _classified(facts):
+                break  # the classifier answers before any fallback runbook
             result, _ = evaluate(book.match, facts)
             if result is False:
                 continue
@@ -244,19 +268,20 @@ class RulesAnalyzer:
         started = time.perf_counter()
         facts = Facts.build(ctx, evidence)
         for book in self.runbooks:  # the last one matches anything
+            if book.priority < 0 and _classified(facts):
+                diagnosis = classifier_diagnosis(facts, targets)
+                break
             matched, cites = evaluate(book.match, facts)
             if matched:
+                diagnosis = self._diagnose(book, cites, facts, targets)
                 break
-        diagnosis = self._diagnose(book, cites, facts, targets)
         diagnosis.latency_ms = (time.perf_counter() - started) * 1000
         return diagnosis
 
     def _diagnose(self, book: Runbook, cites: list[str], facts: Facts,
                   targets: list[ResolvedTarget]) -> Diagnosis:
         by_name = {c["container"]: c for c in facts.containers}
-        labels = facts.alerts[0] if facts.alerts else {}
-        values = {"targets": ", ".join(t.name for t in targets),
-                  **{k: _short(v, 200) for k, v in labels.items()}}
+        values = _values(facts, targets)
         actions: list[ProposedAction] = []
 
         def holds(when: Condition | None, f: Facts) -> bool:
@@ -284,14 +309,75 @@ class RulesAnalyzer:
 
         cites += [describe_container(by_name[t.name]) for t in targets if t.name in by_name]
         severity = _severity(book.severity, facts)
+        category = (Category(values["category"]) if book.category == "from_classifier"
+                    else book.category)
+        cited = list(dict.fromkeys(cites))
         return Diagnosis(
             summary=_text(book.summary, values) or book.name,
             probable_cause=_text(book.probable_cause, values),
-            category=book.category, severity=severity, confidence=book.confidence,
-            evidence=list(dict.fromkeys(cites)), proposed_actions=actions,
+            category=category, severity=severity, confidence=book.confidence,
+            evidence=cited, proposed_actions=actions,
             issue_detected=book.issue_detected, engine=Engine.RULES, runbook=book.name,
+            match_reason=f"runbook {book.name}: " + ("; ".join(cited[:3]) or "matches anything"),
             requires_immediate_action=severity == Severity.CRITICAL
             and any(a.kind in CONTAINER_ACTIONS for a in actions))
+
+
+def _classified(facts: Facts) -> bool:
+    return facts.classification is not None and facts.classification.category != Category.UNKNOWN
+
+
+def _values(facts: Facts, targets: list[ResolvedTarget]) -> dict[str, str]:
+    """Template values: the first alert's labels, ``targets``, ``category`` and ``value``."""
+    labels = facts.alerts[0] if facts.alerts else {}
+    value = facts.metrics.get("alert_expr")
+    k = facts.classification
+    return {"targets": ", ".join(t.name for t in targets),
+            "category": str(k.category if k else Category.UNKNOWN),
+            "value": f"{value:.4g}" if isinstance(value, int | float) else "",
+            **{key: _short(v, 200) for key, v in labels.items()}}
+
+
+# What the classifier says per category; it never proposes a container action.
+_CLASSIFIED = {
+    Category.AVAILABILITY: ("{subject} is down, missing or degraded",
+                            "a component stopped, is unreachable or lost redundancy"),
+    Category.ERRORS: ("{subject} is failing operations",
+                      "requests, jobs or writes fail: the service, a dependency or a deploy"),
+    Category.LATENCY: ("{subject} is slow or lagging behind",
+                       "saturation, a slow dependency or a backlog"),
+    Category.SATURATION: ("{subject} is near a resource limit",
+                          "load above what the resource or its limit allows"),
+    Category.CAPACITY: ("{subject} is running out of space or quota",
+                        "data, usage or reservations grow faster than capacity"),
+    Category.CONFIGURATION: ("{subject} runs with a broken, stale or drifting configuration",
+                             "a change that did not load, or settings (or clocks) that differ"),
+    Category.SECURITY: ("{subject} has a certificate or access problem",
+                        "a certificate expires or access is refused or abused"),
+}
+
+
+def classifier_diagnosis(facts: Facts, targets: list[ResolvedTarget]) -> Diagnosis:
+    """A diagnosis from the classifier alone: a specific summary, notify or escalate."""
+    k = facts.classification
+    assert k is not None
+    values = _values(facts, targets)
+    subject = " ".join(x for x in (values.get("job"), values.get("instance")) if x) or (
+        values["targets"] or "the alerting service")
+    what, cause = _CLASSIFIED[k.category]
+    name = values.get("alertname") or "alert"
+    value = f" (value {values['value']})" if values["value"] else ""
+    severity = _severity("from_label", facts)
+    kind = ActionKind.ESCALATE if severity == Severity.CRITICAL else ActionKind.NOTIFY
+    reason = f"classified as {k.category} from {k.reason.split(': ', 1)[-1]}"
+    return Diagnosis(
+        summary=f"{name}: {what.format(subject=subject)}{value}",
+        probable_cause=f"{cause[0].upper()}{cause[1:]} ({k.family or 'unknown'} family).",
+        category=k.category, severity=severity, confidence=k.confidence,
+        evidence=[f"classifier: {k.reason}",
+                  *[describe_container(c) for c in facts.containers]],
+        proposed_actions=[ProposedAction(kind=kind, reason=reason)],
+        engine=Engine.RULES, runbook="classifier", match_reason=f"classifier: {k.reason}")
 
 
 def _text(template: str, values: dict[str, str]) -> str:

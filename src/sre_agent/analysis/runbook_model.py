@@ -107,6 +107,20 @@ class MetricCondition(Threshold):
     name: str = Field(min_length=1, description="Prometheus evidence name, e.g. query:error_rate")
 
 
+class ClassifiedCondition(_Strict):
+    """What the classifier concluded about the alert (see analysis/classifier.py)."""
+
+    category: list[Category] | None = None
+    family: list[str] | None = None
+    stateful: bool | None = None
+    down: bool | None = None
+
+    @field_validator("category", "family", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class Condition(_Strict):
     """Every key given must hold (AND); an empty condition always holds."""
 
@@ -118,6 +132,7 @@ class Condition(_Strict):
     metric: MetricCondition | None = None
     probe: Literal["healthy", "unhealthy"] | None = None
     response_ms: Threshold | None = None
+    classified: ClassifiedCondition | None = None
     any: list[Condition] | None = Field(default=None, min_length=1)
     all: list[Condition] | None = None
     not_: Condition | None = Field(default=None, alias="not")
@@ -152,7 +167,7 @@ class Runbook(_Strict):
     description: str = ""
     priority: int = 0
     match: Condition = Field(default_factory=Condition)
-    category: Category
+    category: Category | Literal["from_classifier"]
     summary: str = Field(min_length=1)
     probable_cause: str = ""
     severity: Severity | Literal["from_label"] = "from_label"
