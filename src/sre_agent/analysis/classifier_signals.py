@@ -131,7 +131,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "backpressure\\w*", "backpressured", "stale", "took",
                       "seconds behind", "round trip", "rtt", "age too old", "too old",
                       "jitter", "ping")),
-    ("expr", L, 3, r"_duration_seconds|_latency|histogram_quantile|_lag\b|_lag_|_lag\w*|"
+    ("expr", L, 4, r"_duration_seconds|_latency|histogram_quantile|_lag\b|_lag_|_lag\w*|"
                    r"seconds_behind|_delay|response_time|_wait_|_rtt|_age_seconds|"
                    r"_time_seconds_(?:sum|bucket)"),
     # saturation: a resource in use near its limit right now
@@ -146,7 +146,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "cores", "buffers?", "allocation", "cardinality", "series",
                       "request rate", "query rate", "rate limit\\w*", "limit hit",
                       "io", "network", "busy", "churn", "maxed", "max children",
-                      "consumers", "messages", "ready messages", "clients", "slots",
+                      "messages", "ready messages", "clients", "slots",
                       "shards", "tasks", "fragmentation", "map pressure", "oom")),
     ("name", S, 1, _w("usage", "high", "too many", "too large", "max", "limit", "limits",
                       "spike", "spikes", "large", "growing", "growth", "increasing",
@@ -203,7 +203,7 @@ FAMILIES: dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]] = {
 
 # Families that keep state: a restart of a running one risks data and lengthens the outage.
 STATEFUL = frozenset({"mysql", "postgres", "redis", "mongodb", "elasticsearch", "rabbitmq",
-                      "kafka", "zookeeper", "etcd", "prometheus", "loki", "thanos", "mimir",
+                      "kafka", "zookeeper", "etcd", "loki", "thanos", "mimir",
                       "datastore"})
 
 # The alert says its subject is down (used with category availability only).

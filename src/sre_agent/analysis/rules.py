@@ -334,7 +334,8 @@ def _values(facts: Facts, targets: list[ResolvedTarget]) -> dict[str, str]:
     k = facts.classification
     return {"targets": ", ".join(t.name for t in targets),
             "category": str(k.category if k else Category.UNKNOWN),
-            "value": f"{value:.4g}" if isinstance(value, int | float) else "",
+            "value": (v := f"{value:.4g}" if isinstance(value, int | float) else ""),
+            "value_note": f"(value {v})" if v else "",
             **{key: _short(v, 200) for key, v in labels.items()}}
 
 
