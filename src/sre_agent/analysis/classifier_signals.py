@@ -60,7 +60,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                         "reloading", "reloaded", "misconfig\\w*", "mismatch\\w*",
                         "inconsistent", "version", "versions", "deviations?", "outdated",
                         "deprecat\\w*", "duplicate", "invalid", "overrides", "drift",
-                        "not synced", "sync failed", "settings?", "changed", "reboot",
+                        "not synced", "settings?", "changed", "reboot",
                         "schema", "plugins?", "misscheduled", "mis scheduled")),
     ("expr", F, 5, r"config_last_reload|reload_config|config_reload|configuration_reload|"
                    r"config_hash|config_success|_reload_success|last_reload"),
@@ -74,6 +74,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
     ("name", C, 5, _w("underutili[sz]ed", "under utili[sz]ed", "over ?provision\\w*",
                       "waste\\w*", "unused", "idle", "low cpu", "low memory", "spend",
                       "cost")),
+    ("name", C, 3, _w("near ?full", "nearly full", "almost full", "backfill full")),
     ("expr", C, 5, r"node_filesystem_(?:avail|free|size|files)|kubelet_volume_stats|"
                    r"_fs_(?:avail|free|size|usage|used|limit)|disk_(?:free|avail|used|usage|"
                    r"total|size)|_storage_(?:free|avail|used|capacity|size)|filesystem_|"
@@ -81,10 +82,10 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                    r"_bytes_free|free_bytes|_space_|_inodes|quota_"),
     # availability: down, missing, crash loops, quorum, hardware
     ("name", A, 5, _w("down", "unreachable", "unavailable", "unhealthy", "outage", "offline",
-                      "dead", "died", "crash\\w*", "not (?:up|live|running|ready|healthy|"
+                      "dead", "died", "crash\\w*", "deadlocked", "not (?:up|live|running|ready|healthy|"
                       "online|active|available|alive|responding|connected|reachable|"
                       "scheduled|started|registered|attached|ok|quorate|assigned)",
-                      "notready", "is not", "no (?:leader|master|masters|quorum|healthy|"
+                      "notready", "no (?:leader|master|masters|primary|quorum|healthy|"
                       "alive|live|available|active|nodes?|consumers?|targets?|backends?|"
                       "members?|replicas?|workers?|task managers?|upstream|connection|"
                       "evaluations?)", "flapping", "flaps", "killed", "exited", "stopped",
@@ -92,11 +93,14 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "disconnected", "deadman\\w*", "dead man\\w*", "heartbeat", "sealed",
                       "zombies?", "split brain", "partitioned", "without leader",
                       "unassigned", "missing", "absent", "not running", "inactive",
-                      "degraded", "failed peers")),
+                      "degraded", "failed peers", "replication broken", "link broken",
+                      "(?:members|peers|replicas) (?:inconsistent|mismatch\\w*)",
+                      "(?:container|containers|pod|pods) (?:waiting|pending)",
+                      "(?:service|services|unit|units|daemon|process|processes) failed")),
     ("name", A, 4, _w("restarts?", "restarted", "restarting", "leader\\w*", "quorum\\w*",
                       "red", "yellow", "readiness", "replicas", "under replicated",
                       "empty", "insufficient", "in error state", "not enough", "power off",
-                      "uptime", "evict\\w*", "pending pods?", "unschedulable", "lagging behind",
+                      "uptime", "pending pods?", "unschedulable", "lagging behind",
                       "rollout", "availability", "health", "healthcheck", "probe failed",
                       "status", "state")),
     ("name", A, 5, _w("raid", "edac", "smart", "ipmi", "hardware", "temperature",
@@ -107,9 +111,9 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                    r"\w_up\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)|\babsent(?:_over_time)?"
                    r"\s*\(|probe_success\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1)|"
                    r"_health\w*\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)"),
-    ("expr", A, 3, r"restarts_total|restart_count|_restarts\b|status_phase|_ready\b|"
+    ("expr", A, 2, r"restarts_total|restart_count|_restarts\b|status_phase|_ready\b|"
                    r"_unavailable|replicas_available|_leader|_quorum|up_time|_uptime|"
-                   r"_alive|members|node_systemd_unit_state|_online|kube_node_status"),
+                   r"_alive|members|node_systemd_unit_state|_online|kube_node_status_condition"),
     # errors
     ("name", E, 3, _w("errors?", "errs?", "fail", "fails", "failed", "failing", "failures?",
                       "exceptions?", "panics?", "reject\\w*", "refus\\w*", "drop\\w*",
@@ -120,6 +124,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "blocked", "errored", "bad", "misses", "missed", "skipped", "nacks?",
                       "unacked", "uncollectable", "not completed", "circuit breaker",
                       "tripped", "evaluation failures")),
+    ("name", E, 6, _w("dead ?locks?", "backups?", "backed up", "not backed up")),
     ("expr", E, 3, r"errors?|_errs|_failed|_failures?|_fail\b|_fails_|exception|panic|"
                    r"rejected|dropped|_drops|refused|timeouts?|"
                    r"(?:code|status|status_code|response_code)\s*=~?\s*\"[45]|5xx|4xx|"
@@ -147,8 +152,10 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "request rate", "query rate", "rate limit\\w*", "limit hit",
                       "io", "network", "busy", "churn", "maxed", "max children",
                       "messages", "ready messages", "clients", "slots",
-                      "shards", "tasks", "fragmentation", "map pressure", "oom")),
-    ("name", S, 1, _w("usage", "high", "too many", "too large", "max", "limit", "limits",
+                      "shards", "tasks", "fragmentation", "map pressure", "oom",
+                      "evict\\w*")),
+    ("name", S, 2.5, _w("too many")),
+    ("name", S, 1, _w("usage", "high", "too large", "max", "limit", "limits",
                       "spike", "spikes", "large", "growing", "growth", "increasing",
                       "rising", "near limit", "reaching limit", "count high")),
     ("name", S, 6, _w("oom", "oom kill\\w*", "out of memory", "memory leak", "leak")),
@@ -159,7 +166,9 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
 ]
 
 SIGNALS = [Signal(src, cat, w, re.compile(pat)) for src, cat, w, pat in _TABLE] + [
-    Signal("text", cat, w, re.compile(pat)) for src, cat, w, pat in _TABLE if src == "name"]
+    # Annotation words count half; clock words there are too often "wall clock time".
+    Signal("text", cat, w, re.compile(pat)) for src, cat, w, pat in _TABLE
+    if src == "name" and "clock" not in pat]
 
 # A family: (name prefix, matched on the alert name's joined lower-case words; metric prefix).
 FAMILIES: dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]] = {
@@ -195,7 +204,7 @@ FAMILIES: dict[str, tuple[re.Pattern[str], re.Pattern[str] | None]] = {
         ("datastore", r"cassandra|clickhouse|ceph|minio|couch|consul|nats|pulsar|memcache|"
                       r"solr|oracle|sqlserver|mssql|hadoop|hdfs|hbase|zfs|openebs|influx|"
                       r"cockroach|vault|scylla|riak|couchbase|aerospike|tidb|vitess|"
-                      r"gluster|longhorn|rook|nsq|activemq|ibmmq|artemis|neo4j|druid",
+                      r"gluster|longhorn|rook|nsq|activemq|ibmmq|artemis|neo4j|druid|tempo",
          r"\b(?:cassandra_|clickhouse_|ceph_|minio_|couchdb_|consul_|nats_|pulsar_|"
          r"memcached_|solr_|oracledb_|mssql_|hadoop_|zfs_|influxdb_|cockroach|vault_)"),
     ]
@@ -224,4 +233,6 @@ NOT_RESTARTABLE = re.compile(_w(
     "certificate", "cert", "ssl", "tls", "clock", "config\\w*", "backup", "database", "db",
     "broker", "datastore", "namespace", "pod", "pods", "deployment", "daemon set",
     "stateful set", "job", "cron job", "hpa", "pvc", "api server", "apiserver", "kubelet",
-    "scheduler", "controller manager"))
+    "scheduler", "controller manager", "upstream", "upstreams", "backend", "backends",
+    "server", "servers", "target", "targets", "endpoint", "endpoints", "instance",
+    "instances"))
