@@ -47,13 +47,15 @@ def awesome(mirror: Path, commit: str) -> list[dict[str, Any]]:
                                 "alertname": camel(rule["name"]), "expr": str(rule["query"]),
                                 "labels": {"severity": str(rule.get("severity", "warning"))},
                                 "annotations": {
-                                    "summary": f"{rule['name']} (instance {{{{ $labels.instance }}}})",
+                                    "summary": f"{rule['name']} (instance "
+                                               "{{ $labels.instance }})",
                                     "description": f"{rule.get('description', '')}\n  VALUE = "
                                                    "{{ $value }}\n  LABELS = {{ $labels }}"}})
     return out
 
 
-def rule_files(mirror: Path, commit: str, pattern: str, suffix: str, family_of: Any) -> list[dict[str, Any]]:
+def rule_files(mirror: Path, commit: str, pattern: str, suffix: str,
+               family_of: Any) -> list[dict[str, Any]]:
     out = []
     for path in git(mirror, "ls-tree", "-r", "--name-only", commit).split():
         if not (path.startswith(pattern) and path.endswith(suffix)):

@@ -82,7 +82,8 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                    r"_bytes_free|free_bytes|_space_|_inodes|quota_"),
     # availability: down, missing, crash loops, quorum, hardware
     ("name", A, 5, _w("down", "unreachable", "unavailable", "unhealthy", "outage", "offline",
-                      "dead", "died", "crash\\w*", "deadlocked", "not (?:up|live|running|ready|healthy|"
+                      "dead", "died", "crash\\w*", "deadlocked",
+                      "not (?:up|live|running|ready|healthy|"
                       "online|active|available|alive|responding|connected|reachable|"
                       "scheduled|started|registered|attached|ok|quorate|assigned)",
                       "notready", "no (?:leader|master|masters|primary|quorum|healthy|"

@@ -238,7 +238,9 @@ class RulesAnalyzer:
     name = "rules"
 
     def __init__(self, runbooks_dir: str | Path | None = None) -> None:
-        self.runbooks: list[Runbook] = [*load_runbooks(runbooks_dir), _LAST_RESORT]
+        self.origins: dict[str, str] = {}
+        self.runbooks: list[Runbook] = [*load_runbooks(runbooks_dir, self.origins),
+                                        _LAST_RESORT]
 
     async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
                       evidence: list[Evidence]) -> Diagnosis:
