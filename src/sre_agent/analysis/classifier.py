@@ -105,7 +105,7 @@ def _score(sources: dict[str, str]) -> tuple[dict[Category, float], dict[Categor
         if m is None:
             continue
         scores[sig.category] = scores.get(sig.category, 0.0) + sig.weight * _WEIGHT[sig.source]
-        why.setdefault(sig.category, []).append(_cite(sig, m.group().strip()))
+        why.setdefault(sig.category, []).append(_cite(sig, m.group().strip(" |")))
     return scores, why
 
 

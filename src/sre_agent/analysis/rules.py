@@ -265,6 +265,35 @@ class RulesAnalyzer:
                 break
         return queries
 
+    @staticmethod
+    def classification(ctx: AlertContext) -> dict[str, Any]:
+        """What the classifier makes of the first firing alert, as plain data."""
+        k = Facts.build(ctx, None).classification
+        assert k is not None
+        return {"category": str(k.category), "confidence": k.confidence, "reason": k.reason,
+                "family": k.family, "stateful": k.stateful, "down": k.down}
+
+    def trace(self, ctx: AlertContext, evidence: list[Evidence]) -> list[dict[str, str]]:
+        """The runbooks tried for this alert, in order, up to the one that answers: name,
+        origin file, priority and outcome (``no match`` or ``matched: why``)."""
+        facts = Facts.build(ctx, evidence)
+        rows: list[dict[str, str]] = []
+        for book in self.runbooks:
+            if book.priority < 0 and _classified(facts):
+                k = facts.classification
+                assert k is not None
+                rows.append({"runbook": "classifier", "origin": "analysis/classifier.py",
+                             "priority": "between 0 and -1", "outcome": f"matched: {k.reason}"})
+                break
+            matched, cites = evaluate(book.match, facts)
+            rows.append({"runbook": book.name, "priority": str(book.priority),
+                         "origin": self.origins.get(book.name, "built in"),
+                         "outcome": ("matched: " + ("; ".join(cites[:3]) or "matches anything"))
+                         if matched else "no match"})
+            if matched:
+                break
+        return rows
+
     def analyse_sync(self, ctx: AlertContext, targets: list[ResolvedTarget],
                      evidence: list[Evidence]) -> Diagnosis:
         started = time.perf_counter()

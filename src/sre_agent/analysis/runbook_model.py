@@ -258,10 +258,30 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}"
 
 
+def _where(err: Any) -> str:
+    return ".".join(str(p) for p in err["loc"]
+                    if not str(p).startswith("function-") and "[" not in str(p))
+
+
 def _describe(err: Any) -> str:
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    msg = str(err["msg"]).removeprefix("Value error, ")
+    where, msg = _where(err), str(err["msg"]).removeprefix("Value error, ")
+    if "regular expression" in msg and isinstance(pattern := err.get("input"), str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            msg = f"invalid regular expression {pattern!r}: {exc}"
     return f"{where}: {msg}" if where else msg
+
+
+def _describe_all(exc: ValidationError) -> list[str]:
+    """One line per field; the branches of a union (e.g. category) joined with 'or'."""
+    by_where: dict[str, list[str]] = {}
+    for err in exc.errors():
+        text = _describe(err)
+        by_where.setdefault(_where(err), []).append(text.split(": ", 1)[-1] if _where(err)
+                                                    else text)
+    return [f"{w}: {' or '.join(dict.fromkeys(m))}" if w else " or ".join(m)
+            for w, m in by_where.items()]
 
 
 def check_runbook_text(text: str, origin: str) -> tuple[list[Runbook], list[str]]:
@@ -287,7 +307,7 @@ def check_runbook_text(text: str, origin: str) -> tuple[list[Runbook], list[str]
         try:
             books.append(Runbook.model_validate(item))
         except ValidationError as exc:
-            problems += [f"{origin}: {label}: {_describe(err)}" for err in exc.errors()]
+            problems += [f"{origin}: {label}: {line}" for line in _describe_all(exc)]
     return books, problems
 
 
