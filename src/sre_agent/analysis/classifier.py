@@ -40,6 +40,10 @@ _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "and",
                        "or", "unless", "bool", "offset", "inf", "nan", "time", "vector",
                        "scalar"})
+_RANGES = re.compile(r"\[[^\]]*\]|\boffset\s+-?[0-9a-z]+")
+_CLAUSES = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_AGGREGATIONS = frozenset({"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk",
+                           "bottomk", "quantile", "count_values", "group", "limitk"})
 _WEIGHT = {"name": 1.0, "expr": 1.0, "text": 0.5}
 _MAX_TEXT = 2000
 
@@ -62,14 +66,16 @@ def name_words(alertname: str) -> str:
 
 def expr_parts(expr: str) -> tuple[str, str]:
     """The metric names (space-separated, padded) and the functions of a PromQL expression."""
-    bare = _MATCHERS.sub(" ", _STRINGS.sub(" ", expr))
+    bare = _MATCHERS.sub(" ", _STRINGS.sub(" ", re.sub(r"#[^\n]*", " ", expr)))
+    bare = _CLAUSES.sub(" ", _RANGES.sub(" ", bare))
     metrics: list[str] = []
     functions: list[str] = []
     for m in _IDENT.finditer(bare):
         word, rest = m.group(), bare[m.end():].lstrip()
         if word.lower() in _KEYWORDS:
             continue
-        (functions if rest.startswith("(") else metrics).append(word)
+        is_function = rest.startswith("(") or word in _AGGREGATIONS
+        (functions if is_function else metrics).append(word)
     return " " + " ".join(metrics) + " ", " " + " ".join(functions) + " "
 
 

@@ -7,7 +7,7 @@ runbooks of the same ``name``. A file holds one runbook mapping or ``runbooks: [
     priority: 800                # higher is tried first; the first match wins
     match: {any: [{alertname: {regex: "TargetDown|InstanceDown"}}, {container: exited}]}
     category: availability       # a domain Category
-    summary: "{job} target {instance} is down"        # also probable_cause: "..."
+    summary: "{instance} (job {job}) is down"         # also probable_cause: "..."
     severity: from_label         # or critical | warning | info
     confidence: high             # 0..1, or high (0.9) | medium (0.6) | low (0.3)
     issue_detected: true
