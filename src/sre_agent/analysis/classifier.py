@@ -44,7 +44,7 @@ _RANGES = re.compile(r"\[[^\]]*\]|\boffset\s+-?[0-9a-z]+")
 _CLAUSES = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _AGGREGATIONS = frozenset({"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk",
                            "bottomk", "quantile", "count_values", "group", "limitk"})
-_WEIGHT = {"name": 1.0, "expr": 1.0, "text": 0.5}
+_WEIGHT = {"name": 1.0, "expr": 1.0, "text": 0.4}
 _MAX_TEXT = 2000
 
 

@@ -71,7 +71,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
     ("name", C, 6, _w("out of (?:disk|space|inodes|files)", "inodes?", "quotas?",
                       "overcommit\\w*", "disk space", "watermark", "will fill",
                       "may fill", "predicted (?:disk|low disk)", "no space")),
-    ("name", C, 5, _w("underutili[sz]ed", "under utili[sz]ed", "over ?provision\\w*",
+    ("name", C, 7, _w("underutili[sz]ed", "under utili[sz]ed", "over ?provision\\w*",
                       "waste\\w*", "unused", "idle", "low cpu", "low memory", "spend",
                       "cost")),
     ("name", C, 3, _w("near ?full", "nearly full", "almost full", "backfill full")),
@@ -102,8 +102,10 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "red", "yellow", "readiness", "replicas", "under replicated",
                       "empty", "insufficient", "in error state", "not enough", "power off",
                       "uptime", "pending pods?", "unschedulable", "lagging behind",
-                      "rollout", "availability", "health", "healthcheck", "probe failed",
-                      "status", "state")),
+                      "rollout", "availability", "healthcheck", "probe failed")),
+    ("name", A, 2, _w("status", "state", "health")),
+    ("name", A, 4, _w("not (?:ingesting|processing|receiving|consuming|serving)",
+                      "no new", "no (?:data|samples|records|documents|traffic|messages)")),
     ("name", A, 5, _w("raid", "edac", "smart", "ipmi", "hardware", "temperature",
                       "overtemperature", "too hot", "fans?", "voltage", "power supply",
                       "battery", "psu", "sensor", "sectors?", "wearout", "cooling", "chassis",
@@ -126,6 +128,9 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "unacked", "uncollectable", "not completed", "circuit breaker",
                       "tripped", "evaluation failures")),
     ("name", E, 6, _w("dead ?locks?", "backups?", "backed up", "not backed up")),
+    ("name", E, 4, _w("(?:has|have) not (?:run|shipped|uploaded|updated|synced|completed|"
+                      "triggered|been \\w+)", "never (?:run|ran|shipped|uploaded)",
+                      "not (?:shipped|uploaded|run|updated)")),
     ("expr", E, 3, r"errors?|_errs|_failed|_failures?|_fail\b|_fails_|exception|panic|"
                    r"rejected|dropped|_drops|refused|timeouts?|"
                    r"(?:code|status|status_code|response_code)\s*=~?\s*\"[45]|5xx|4xx|"
@@ -151,7 +156,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "context switch\\w*", "nat table", "table full", "processes",
                       "cores", "buffers?", "allocation", "cardinality", "series",
                       "request rate", "query rate", "rate limit\\w*", "limit hit",
-                      "io", "network", "busy", "churn", "maxed", "max children",
+                      "io", "network", "busy", "churn", "maxed", "max children", "calls",
                       "messages", "ready messages", "clients", "slots",
                       "shards", "tasks", "fragmentation", "map pressure", "oom",
                       "evict\\w*")),
