@@ -19,6 +19,17 @@ from benchmarks.common import machine, percentile, write_result
 from sre_agent.analysis.rules import RulesAnalyzer
 
 
+NOTES = [
+    "The labelled figures of the two tuning collections are optimistic: the classifier and the "
+    "runbooks were tuned on them. Their random blind sample (57 rules, seed 11) scored 52/57 "
+    "(91%) when first labelled, before anything was tuned on it.",
+    "The held-out collection is the estimate for collections never seen: its categorised share "
+    "and labelled accuracy were measured, not tuned on.",
+    "Container actions: every rule is sent with a running container that has no health check, "
+    "so a restart is proposed only where the alert says a stateless subject is down.",
+]
+
+
 def engine_times(rules: list[dict[str, object]], repeats: int = 3) -> dict[str, float]:
     analyzer = RulesAnalyzer()
     prepared = [context_for(r, i) for i, r in enumerate(rules)]  # type: ignore[arg-type]
@@ -44,6 +55,7 @@ def main() -> None:
                      for k, v in sorted(by_family.items())},
         "held_out_wrong": by_collection[HELD_OUT].wrong,
         "engine_ms_per_alert": engine_times(rules),
+        "notes": NOTES,
         "targets": {"categorised_share_min": 0.9, "labelled_accuracy_min": 0.9, "unsafe": 0,
                     "p99_ms_max": 2.0},
     }

@@ -109,7 +109,8 @@ def corpus(d: dict[str, Any]) -> list[str]:
     e = d["engine_ms_per_alert"]
     lines += [f"- rules engine per corpus alert: p50 {e['p50']} ms, p99 {e['p99']} ms (n "
               f"{e['n']}, target p99 <= {t['p99_ms_max']} ms): "
-              f"{verdict(e['p99'] <= t['p99_ms_max'])}", "",
+              f"{verdict(e['p99'] <= t['p99_ms_max'])}",
+              *[f"- {note}" for note in d.get("notes", [])], "",
               "<details><summary>Per family (collection: family as the collection groups "
               "it)</summary>", "",
               "| family | alerts | categorised | labelled correct | unsafe | container actions |",
