@@ -18,7 +18,6 @@ from tests.corpus.harness import EVIDENCE, HELD_OUT, TARGETS, context_for, load_
 from benchmarks.common import machine, percentile, write_result
 from sre_agent.analysis.rules import RulesAnalyzer
 
-
 NOTES = [
     "The labelled figures of the two tuning collections are optimistic: the classifier and the "
     "runbooks were tuned on them. Their random blind sample (57 rules, seed 11) scored 52/57 "
