@@ -39,6 +39,8 @@ def _print_human(result: dict[str, Any]) -> None:
                                if diag.get("fallback_reason") else "")
     print(f"diagnosis: [{diag['category']}/{diag['severity']}, confidence "
           f"{diag['confidence']:.2f}, {engine}] {diag['summary']}")
+    if diag.get("match_reason"):
+        print(f"matched  : {diag['match_reason']}")
     for line in diag.get("evidence", []):
         print(f"  evidence: {line}")
     if not result["decisions"]:
