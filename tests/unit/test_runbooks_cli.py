@@ -137,3 +137,15 @@ def test_explain_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert "no such file" in err and "not an Alertmanager notification" in err
     assert "Traceback" not in err
+
+
+def test_the_documented_examples_are_valid_runbooks(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    assert len(blocks) >= 3
+    for i, block in enumerate(blocks):
+        (tmp_path / f"example{i}.yml").write_text(block)
+    assert main(["runbooks", "check", str(tmp_path)]) == 0, capsys.readouterr().out
