@@ -82,6 +82,47 @@ def analysis(d: dict[str, Any]) -> list[str]:
     ]
 
 
+def corpus(d: dict[str, Any]) -> list[str]:
+    t, held = d["targets"], d["held_out"]
+    lines = ["Every rule of each public collection sent as one firing alert about an in-scope, "
+             "running container, through the real RulesAnalyzer (`tests/corpus`, also run by "
+             f"`tests/unit/test_corpus.py`). `{held}` is held out: never used for tuning.", "",
+             "| collection | alerts | categorised | labelled correct | unsafe | container "
+             "actions | down-named (stateless) restarted |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c in d["collections"].items():
+        tag = " (held out)" if name == held else ""
+        lines.append(
+            f"| {name}{tag} | {c['alerts']} | {c['categorised_share']:.1%} | "
+            f"{c['labelled_correct']}/{c['labelled']} ({c['labelled_accuracy']:.1%}) | "
+            f"{c['unsafe']} | {c['container_actions']} | "
+            f"{c['stateless_down_named_restarted']}/{c['stateless_down_named']} |")
+    lines.append("")
+    for name, c in d["collections"].items():
+        tag = "held out, " if name == held else ""
+        lines.append(
+            f"- {name} ({tag}targets >= {t['categorised_share_min']:.0%} categorised, >= "
+            f"{t['labelled_accuracy_min']:.0%} labelled correct, 0 unsafe): "
+            f"{verdict(c['categorised_share'] >= t['categorised_share_min'])}, "
+            f"{verdict(c['labelled_accuracy'] >= t['labelled_accuracy_min'])}, "
+            f"{verdict(c['unsafe'] == 0)}")
+    e = d["engine_ms_per_alert"]
+    lines += [f"- rules engine per corpus alert: p50 {e['p50']} ms, p99 {e['p99']} ms (n "
+              f"{e['n']}, target p99 <= {t['p99_ms_max']} ms): "
+              f"{verdict(e['p99'] <= t['p99_ms_max'])}",
+              *[f"- {note}" for note in d.get("notes", [])], "",
+              "<details><summary>Per family (collection: family as the collection groups "
+              "it)</summary>", "",
+              "| family | alerts | categorised | labelled correct | unsafe | container actions |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for name, f in d["families"].items():
+        lab = f"{f['labelled_correct']}/{f['labelled']}" if f["labelled"] else "-"
+        lines.append(f"| {name} | {f['alerts']} | {f['categorised_share']:.0%} | {lab} | "
+                     f"{f['unsafe']} | {f['container_actions']} |")
+    lines += ["", "</details>"]
+    return lines
+
+
 def llm(d: dict[str, Any]) -> list[str]:
     lines = ["| structured output | analyse() median ms | server ms | overhead vs bare httpx ms |",
              "| --- | --- | --- | --- |"]
@@ -124,6 +165,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("remediation_latency", "Webhook receipt to ActionStarted on a real Docker engine",
      "benchmarks/remediation_latency.py", remediation),
     ("analysis", "Rules analysis and evidence gathering", "benchmarks/analysis.py", analysis),
+    ("corpus", "Public alert collections through the rules engine", "benchmarks/corpus.py",
+     corpus),
     ("llm_overhead", "The agent's own overhead around one LLM call",
      "benchmarks/llm_overhead.py", llm),
     ("storm", "Alert storm: 10,000 alerts, 200 notifications of 50, each twice, 8 senders",

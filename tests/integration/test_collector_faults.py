@@ -295,7 +295,8 @@ async def test_notification_webhook_fault(tmp_path: Any, monkeypatch: pytest.Mon
                              notify_url=f"http://127.0.0.1:{port}{secret_path}")
     container = build_services(settings, backends=build_backends(settings))
     body = notification([alert(name="SomethingNobodyWroteARunbookFor",
-                               expr="rate(odd_things_total[5m]) > 3")])
+                               expr="rate(odd_things_total[5m]) > 3",
+                               annotations={"summary": "odd things"})])
     async with running(container, settings) as client:
         incident, seconds = await deliver_and_settle(client, container, body)
         events = await timeline(container, incident)

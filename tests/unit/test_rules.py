@@ -254,7 +254,7 @@ def test_duplicate_name_in_one_dir_and_missing_dir(tmp_path: Path) -> None:
 @pytest.mark.parametrize("hostile", ["{__class__}", "{0.__dict__}", "{job.__init__.__globals__}"])
 def test_label_values_are_never_evaluated(rules: RulesAnalyzer, hostile: str) -> None:
     d = rules.analyse_sync(context(job=hostile, instance=hostile), [], [])
-    assert d.summary == f"{hostile} target {hostile} is down"
+    assert d.summary == f"TargetDown: {hostile} (job {hostile}) is down"
 
 
 def test_queries_are_filled_escaped_and_skipped_when_a_label_is_missing(
@@ -289,8 +289,9 @@ def test_container_actions_name_only_resolved_targets(rules: RulesAnalyzer) -> N
 
 
 def test_unknown_alert_only_notifies_and_escalates(rules: RulesAnalyzer) -> None:
-    d = rules.analyse_sync(context("KafkaConsumersGroup", expr="sum(lag) > 50"), [target()],
-                           [docker(health="healthy")])
+    d = rules.analyse_sync(context("FrobnicatorQuux", expr="sum(wibble) > 50",
+                                   annotations={"summary": "Quux"}),
+                           [target()], [docker(health="healthy")])
     assert (d.runbook, d.category) == ("default", Category.UNKNOWN)
     assert kinds(d) == {ActionKind.NOTIFY, ActionKind.ESCALATE}
     assert d.confidence <= 0.3

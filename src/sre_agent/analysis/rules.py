@@ -7,7 +7,7 @@ runbooks of the same ``name``. A file holds one runbook mapping or ``runbooks: [
     priority: 800                # higher is tried first; the first match wins
     match: {any: [{alertname: {regex: "TargetDown|InstanceDown"}}, {container: exited}]}
     category: availability       # a domain Category
-    summary: "{job} target {instance} is down"        # also probable_cause: "..."
+    summary: "{instance} (job {job}) is down"         # also probable_cause: "..."
     severity: from_label         # or critical | warning | info
     confidence: high             # 0..1, or high (0.9) | medium (0.6) | low (0.3)
     issue_detected: true
@@ -39,16 +39,26 @@ Templates (summary, probable_cause, reasons, queries) use ``str.format_map`` ove
 firing alert's labels plus ``{targets}`` (and ``{target}`` in per-target reasons). Placeholders
 are plain names (literal braces: ``{{ }}``); values are inserted as text, never evaluated; a
 missing label renders empty, and a query naming one is not run. Query values are escaped for
-PromQL strings. Alert annotations are never read: alert text is data, not instructions.
+PromQL strings. Alert annotations are read only by the classifier, as words matched against a
+fixed table: alert text is data, never instructions.
+
+Runbooks with a negative ``priority`` are fallbacks: before the first of them is tried, the
+classifier (``analysis/classifier.py``) looks at the alert's name, expression and annotations;
+if it finds a category, it answers (notify or escalate, never a container action). Conditions
+may also test what it found: ``classified: {category: [..], family: [..], stateful: BOOL,
+down: BOOL}``, and ``category: from_classifier`` takes its category. Templates also see
+``{category}`` (the classifier's) and ``{value}`` (the alert expression's current value, when
+the evidence stage measured it).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sre_agent.analysis.conditions import Facts, describe_container, evaluate, short
 from sre_agent.analysis.runbook_model import (
     Condition,
     Runbook,
@@ -57,142 +67,22 @@ from sre_agent.analysis.runbook_model import (
     render,
     render_query,
 )
-from sre_agent.domain.alertmanager import expression_from_generator_url
 from sre_agent.domain.diagnosis import (
     CONTAINER_ACTIONS,
     ActionKind,
+    Category,
     Diagnosis,
     Engine,
     ProposedAction,
     Severity,
 )
-from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
 
 __all__ = ["RulesAnalyzer", "RunbookError"]
 
-Tri = bool | None  # None: cannot tell yet (that evidence is not known)
-Result = tuple[Tri, list[str]]  # outcome, and the evidence it cites
 _SEVERITY = {"critical": Severity.CRITICAL, "page": Severity.CRITICAL, "error": Severity.CRITICAL,
              "warning": Severity.WARNING, "warn": Severity.WARNING,
              "info": Severity.INFO, "none": Severity.INFO}
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    return text if len(text := str(value)) <= limit else text[: limit - 1] + "…"
-
-
-def describe_container(data: dict[str, Any]) -> str:
-    name, status = _short(data.get("container", "?")), data.get("status", "unknown")
-    oom = " (OOMKilled)" if data.get("oom_killed") else ""
-    if status in ("exited", "dead"):
-        text = f"container {name} exited with code {data.get('exit_code', '?')}{oom}"
-    else:
-        health = data.get("health")
-        text = f"container {name} is {_short(status, 20)}" + (
-            f" ({health})" if health in ("healthy", "unhealthy", "starting") else oom)
-    n = data.get("restart_count")
-    return text + (f", restarted {n} times" if isinstance(n, int) and n else "")
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What conditions look at. ``known=False``: evidence not gathered yet (three-valued)."""
-
-    alerts: list[dict[str, str]]
-    exprs: list[str]
-    containers: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    probes: list[dict[str, Any]]
-    known: bool = True
-
-    @classmethod
-    def build(cls, ctx: AlertContext, evidence: list[Evidence] | None) -> Facts:
-        firing = [a for a in ctx.alerts if a.get("status", "firing") == "firing"] or ctx.alerts
-        alerts = [{str(k): str(v) for k, v in dict(a.get("labels") or {}).items()}
-                  for a in firing] or [dict(ctx.common_labels)]
-        exprs = [e for a in firing
-                 if (e := expression_from_generator_url(str(a.get("generator_url") or "")))]
-        ev = evidence or []
-        containers = [{**e.data, "container": e.data.get("container") or e.name}
-                      for e in ev if e.source == "docker" and e.status == EvidenceStatus.OK]
-        metrics = {e.name: e.data.get("value") for e in ev
-                   if e.source == "prometheus" and e.status != EvidenceStatus.ERROR}
-        probes = [{**e.data, "url": e.data.get("url") or e.name} for e in ev
-                  if e.source == "http_probe" and isinstance(e.data.get("healthy"), bool)]
-        return cls(alerts, exprs, containers, metrics, probes, known=evidence is not None)
-
-
-def _check_labels(cond: Condition, f: Facts) -> list[Result]:
-    out: list[Result] = []
-    if (m := cond.alertname) is not None:
-        names = [a.get("alertname", "") for a in f.alerts if m.test(a.get("alertname"))]
-        out.append((bool(names), [f"alertname {_short(n)}" for n in names[:1] if n]))
-    if (lm := cond.label) is not None:
-        hit = next((a for a in f.alerts if all(m.test(a.get(k)) for k, m in lm.items())), None)
-        out.append((hit is not None, [f"label {k}={_short(hit[k])}" for k in lm if hit.get(k)]
-                    if hit else []))
-    if cond.severity is not None:
-        wanted = {s.lower() for s in cond.severity}
-        sev = [a["severity"] for a in f.alerts if a.get("severity", "").lower() in wanted]
-        out.append((bool(sev), [f"severity {_short(s)}" for s in sev[:1]]))
-    if (e := cond.expr) is not None:
-        hits = [x for x in f.exprs if e.test(x, anchored=False)]
-        ok = bool(hits) or (not f.exprs and e.test(None))
-        out.append((ok, [f"alert expression `{_short(x)}`" for x in hits[:1]]))
-    return out
-
-
-def _check_evidence(cond: Condition, f: Facts) -> list[Result]:
-    if all(x is None for x in (cond.container, cond.metric, cond.probe, cond.response_ms)):
-        return []
-    if not f.known:
-        return [(None, [])]
-    out: list[Result] = []
-    if (states := cond.container) is not None:
-        hits = [c for c in f.containers if any(s.holds(c) for s in states)]
-        out.append((bool(hits), [describe_container(c) for c in hits]))
-    if (mc := cond.metric) is not None:
-        ok = mc.test(value := f.metrics.get(mc.name))
-        out.append((ok, [f"prometheus {_short(mc.name)} = {value:g} ({mc.op} {mc.value:g})"]
-                    if ok else []))
-    if cond.probe == "unhealthy":
-        bad = [p for p in f.probes if not p["healthy"]]
-        out.append((bool(bad), [f"probe {_short(p['url'])} unhealthy "
-                                f"(status {p.get('status_code')})" for p in bad]))
-    elif cond.probe == "healthy":
-        ok = bool(f.probes) and all(p["healthy"] for p in f.probes)
-        out.append((ok, [f"probe {_short(p['url'])} healthy" for p in f.probes if ok]))
-    if (t := cond.response_ms) is not None:
-        slow = [p for p in f.probes if t.test(p.get("response_ms"))]
-        out.append((bool(slow), [f"probe {_short(p['url'])} took {float(p['response_ms']):.0f}"
-                                 f" ms ({t.op} {t.value:g})" for p in slow]))
-    return out
-
-
-def _all(parts: list[Result]) -> Result:
-    if any(r is False for r, _ in parts):
-        return False, []
-    if any(r is None for r, _ in parts):
-        return None, []
-    return True, [c for _, cites in parts for c in cites]
-
-
-def _any(parts: list[Result]) -> Result:
-    if any(r is True for r, _ in parts):
-        return True, [c for r, cites in parts if r is True for c in cites]
-    return (None if any(r is None for r, _ in parts) else False), []
-
-
-def evaluate(cond: Condition, facts: Facts) -> Result:
-    """True/False, or None when it depends on evidence not known yet; plus what matched."""
-    parts = _check_labels(cond, facts) + _check_evidence(cond, facts)
-    parts += [evaluate(c, facts) for c in cond.all or []]
-    if cond.any is not None:
-        parts.append(_any([evaluate(c, facts) for c in cond.any]))
-    if cond.not_ is not None:
-        res, _ = evaluate(cond.not_, facts)
-        parts.append((None if res is None else not res, []))
-    return _all(parts)
 
 
 def _severity(setting: str, facts: Facts) -> Severity:
@@ -216,7 +106,9 @@ class RulesAnalyzer:
     name = "rules"
 
     def __init__(self, runbooks_dir: str | Path | None = None) -> None:
-        self.runbooks: list[Runbook] = [*load_runbooks(runbooks_dir), _LAST_RESORT]
+        self.origins: dict[str, str] = {}
+        self.runbooks: list[Runbook] = [*load_runbooks(runbooks_dir, self.origins),
+                                        _LAST_RESORT]
 
     async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
                       evidence: list[Evidence]) -> Diagnosis:
@@ -228,6 +120,8 @@ class RulesAnalyzer:
         labels = facts.alerts[0] if facts.alerts else {}
         queries: dict[str, str] = {}
         for book in self.runbooks:
+            if book.priority < 0 and _classified(facts):
+                break  # the classifier answers before any fallback runbook
             result, _ = evaluate(book.match, facts)
             if result is False:
                 continue
@@ -239,24 +133,54 @@ class RulesAnalyzer:
                 break
         return queries
 
+    @staticmethod
+    def classification(ctx: AlertContext) -> dict[str, Any]:
+        """What the classifier makes of the first firing alert, as plain data."""
+        k = Facts.build(ctx, None).classification
+        assert k is not None
+        return {"category": str(k.category), "confidence": k.confidence, "reason": k.reason,
+                "family": k.family, "stateful": k.stateful, "down": k.down}
+
+    def trace(self, ctx: AlertContext, evidence: list[Evidence]) -> list[dict[str, str]]:
+        """The runbooks tried for this alert, in order, up to the one that answers: name,
+        origin file, priority and outcome (``no match`` or ``matched: why``)."""
+        facts = Facts.build(ctx, evidence)
+        rows: list[dict[str, str]] = []
+        for book in self.runbooks:
+            if book.priority < 0 and _classified(facts):
+                k = facts.classification
+                assert k is not None
+                rows.append({"runbook": "classifier", "origin": "analysis/classifier.py",
+                             "priority": "between 0 and -1", "outcome": f"matched: {k.reason}"})
+                break
+            matched, cites = evaluate(book.match, facts)
+            rows.append({"runbook": book.name, "priority": str(book.priority),
+                         "origin": self.origins.get(book.name, "built in"),
+                         "outcome": ("matched: " + ("; ".join(cites[:3]) or "matches anything"))
+                         if matched else "no match"})
+            if matched:
+                break
+        return rows
+
     def analyse_sync(self, ctx: AlertContext, targets: list[ResolvedTarget],
                      evidence: list[Evidence]) -> Diagnosis:
         started = time.perf_counter()
         facts = Facts.build(ctx, evidence)
         for book in self.runbooks:  # the last one matches anything
+            if book.priority < 0 and _classified(facts):
+                diagnosis = classifier_diagnosis(facts, targets)
+                break
             matched, cites = evaluate(book.match, facts)
             if matched:
+                diagnosis = self._diagnose(book, cites, facts, targets)
                 break
-        diagnosis = self._diagnose(book, cites, facts, targets)
         diagnosis.latency_ms = (time.perf_counter() - started) * 1000
         return diagnosis
 
     def _diagnose(self, book: Runbook, cites: list[str], facts: Facts,
                   targets: list[ResolvedTarget]) -> Diagnosis:
         by_name = {c["container"]: c for c in facts.containers}
-        labels = facts.alerts[0] if facts.alerts else {}
-        values = {"targets": ", ".join(t.name for t in targets),
-                  **{k: _short(v, 200) for k, v in labels.items()}}
+        values = _values(facts, targets)
         actions: list[ProposedAction] = []
 
         def holds(when: Condition | None, f: Facts) -> bool:
@@ -284,14 +208,76 @@ class RulesAnalyzer:
 
         cites += [describe_container(by_name[t.name]) for t in targets if t.name in by_name]
         severity = _severity(book.severity, facts)
+        category = (Category(values["category"]) if book.category == "from_classifier"
+                    else book.category)
+        cited = list(dict.fromkeys(cites))
         return Diagnosis(
             summary=_text(book.summary, values) or book.name,
             probable_cause=_text(book.probable_cause, values),
-            category=book.category, severity=severity, confidence=book.confidence,
-            evidence=list(dict.fromkeys(cites)), proposed_actions=actions,
+            category=category, severity=severity, confidence=book.confidence,
+            evidence=cited, proposed_actions=actions,
             issue_detected=book.issue_detected, engine=Engine.RULES, runbook=book.name,
+            match_reason=f"runbook {book.name}: " + ("; ".join(cited[:3]) or "matches anything"),
             requires_immediate_action=severity == Severity.CRITICAL
             and any(a.kind in CONTAINER_ACTIONS for a in actions))
+
+
+def _classified(facts: Facts) -> bool:
+    return facts.classification is not None and facts.classification.category != Category.UNKNOWN
+
+
+def _values(facts: Facts, targets: list[ResolvedTarget]) -> dict[str, str]:
+    """Template values: the first alert's labels, ``targets``, ``category`` and ``value``."""
+    labels = facts.alerts[0] if facts.alerts else {}
+    value = facts.metrics.get("alert_expr")
+    k = facts.classification
+    return {"targets": ", ".join(t.name for t in targets),
+            "category": str(k.category if k else Category.UNKNOWN),
+            "value": (v := f"{value:.4g}" if isinstance(value, int | float) else ""),
+            "value_note": f"(value {v})" if v else "",
+            **{key: short(v, 200) for key, v in labels.items()}}
+
+
+# What the classifier says per category; it never proposes a container action.
+_CLASSIFIED = {
+    Category.AVAILABILITY: ("{subject} is down, missing or degraded",
+                            "a component stopped, is unreachable or lost redundancy"),
+    Category.ERRORS: ("{subject} is failing operations",
+                      "requests, jobs or writes fail: the service, a dependency or a deploy"),
+    Category.LATENCY: ("{subject} is slow or lagging behind",
+                       "saturation, a slow dependency or a backlog"),
+    Category.SATURATION: ("{subject} is near a resource limit",
+                          "load above what the resource or its limit allows"),
+    Category.CAPACITY: ("{subject} is running out of space or quota",
+                        "data, usage or reservations grow faster than capacity"),
+    Category.CONFIGURATION: ("{subject} runs with a broken, stale or drifting configuration",
+                             "a change that did not load, or settings (or clocks) that differ"),
+    Category.SECURITY: ("{subject} has a certificate or access problem",
+                        "a certificate expires or access is refused or abused"),
+}
+
+
+def classifier_diagnosis(facts: Facts, targets: list[ResolvedTarget]) -> Diagnosis:
+    """A diagnosis from the classifier alone: a specific summary, notify or escalate."""
+    k = facts.classification
+    assert k is not None
+    values = _values(facts, targets)
+    subject = " ".join(x for x in (values.get("job"), values.get("instance")) if x) or (
+        values["targets"] or "the alerting service")
+    what, cause = _CLASSIFIED[k.category]
+    name = values.get("alertname") or "alert"
+    value = f" (value {values['value']})" if values["value"] else ""
+    severity = _severity("from_label", facts)
+    kind = ActionKind.ESCALATE if severity == Severity.CRITICAL else ActionKind.NOTIFY
+    reason = f"classified as {k.category} from {k.reason.split(': ', 1)[-1]}"
+    return Diagnosis(
+        summary=f"{name}: {what.format(subject=subject)}{value}",
+        probable_cause=f"{cause[0].upper()}{cause[1:]} ({k.family or 'unknown'} family).",
+        category=k.category, severity=severity, confidence=k.confidence,
+        evidence=[f"classifier: {k.reason}",
+                  *[describe_container(c) for c in facts.containers]],
+        proposed_actions=[ProposedAction(kind=kind, reason=reason)],
+        engine=Engine.RULES, runbook="classifier", match_reason=f"classifier: {k.reason}")
 
 
 def _text(template: str, values: dict[str, str]) -> str:

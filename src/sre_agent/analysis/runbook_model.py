@@ -107,6 +107,31 @@ class MetricCondition(Threshold):
     name: str = Field(min_length=1, description="Prometheus evidence name, e.g. query:error_rate")
 
 
+class ClassifiedCondition(_Strict):
+    """What the classifier concluded about the alert (see analysis/classifier.py)."""
+
+    category: list[Category] | None = None
+    family: list[str] | None = None
+    stateful: bool | None = None
+    down: bool | None = None
+
+    @field_validator("category", "family", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: list[str] | None) -> list[str] | None:
+        from sre_agent.analysis.classifier_signals import FAMILIES
+
+        unknown = sorted(set(value or []) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown family {', '.join(unknown)} (known: "
+                             f"{', '.join(sorted(FAMILIES))})")
+        return value
+
+
 class Condition(_Strict):
     """Every key given must hold (AND); an empty condition always holds."""
 
@@ -118,6 +143,7 @@ class Condition(_Strict):
     metric: MetricCondition | None = None
     probe: Literal["healthy", "unhealthy"] | None = None
     response_ms: Threshold | None = None
+    classified: ClassifiedCondition | None = None
     any: list[Condition] | None = Field(default=None, min_length=1)
     all: list[Condition] | None = None
     not_: Condition | None = Field(default=None, alias="not")
@@ -152,7 +178,7 @@ class Runbook(_Strict):
     description: str = ""
     priority: int = 0
     match: Condition = Field(default_factory=Condition)
-    category: Category
+    category: Category | Literal["from_classifier"]
     summary: str = Field(min_length=1)
     probable_cause: str = ""
     severity: Severity | Literal["from_label"] = "from_label"
@@ -232,34 +258,64 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     return f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc}"
 
 
-def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-    msg = str(err["msg"]).removeprefix("Value error, ")
+def _where(err: Any) -> str:
+    return ".".join(str(p) for p in err["loc"]
+                    if not str(p).startswith("function-") and "[" not in str(p))
+
+
+def _describe(err: Any) -> str:
+    where, msg = _where(err), str(err["msg"]).removeprefix("Value error, ")
+    if "regular expression" in msg and isinstance(pattern := err.get("input"), str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            msg = f"invalid regular expression {pattern!r}: {exc}"
     return f"{where}: {msg}" if where else msg
 
 
-def parse_runbooks(text: str, origin: str) -> list[Runbook]:
-    """One file: a single runbook mapping, or ``runbooks: [...]``."""
+def _describe_all(exc: ValidationError) -> list[str]:
+    """One line per field; the branches of a union (e.g. category) joined with 'or'."""
+    by_where: dict[str, list[str]] = {}
+    for err in exc.errors():
+        text = _describe(err)
+        by_where.setdefault(_where(err), []).append(text.split(": ", 1)[-1] if _where(err)
+                                                    else text)
+    return [f"{w}: {' or '.join(dict.fromkeys(m))}" if w else " or ".join(m)
+            for w, m in by_where.items()]
+
+
+def check_runbook_text(text: str, origin: str) -> tuple[list[Runbook], list[str]]:
+    """One file: a single runbook mapping, or ``runbooks: [...]``. Returns the valid runbooks
+    and every problem found, each naming the file, the runbook and the field."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RunbookError(f"{origin}: {yaml_problem(exc)}") from None
+        return [], [f"{origin}: {yaml_problem(exc)}"]
     if isinstance(doc, dict) and "runbooks" in doc and set(doc) == {"runbooks"}:
         items = doc["runbooks"]
     else:
         items = [doc]
     if not isinstance(items, list) or not items:
-        raise RunbookError(f"{origin}: runbooks must be a non-empty list")
+        return [], [f"{origin}: runbooks must be a non-empty list"]
     books: list[Runbook] = []
+    problems: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise RunbookError(f"{origin}: runbook #{i + 1} is not a mapping")
+            problems.append(f"{origin}: runbook #{i + 1} is not a mapping")
+            continue
         label = f"runbook {item.get('name')!r}" if item.get("name") else f"runbook #{i + 1}"
         try:
             books.append(Runbook.model_validate(item))
         except ValidationError as exc:
-            raise RunbookError(f"{origin}: {label}: {_describe(exc)}") from None
+            problems += [f"{origin}: {label}: {line}" for line in _describe_all(exc)]
+    return books, problems
+
+
+def parse_runbooks(text: str, origin: str) -> list[Runbook]:
+    """One file's runbooks; raises RunbookError with the first problem."""
+    books, problems = check_runbook_text(text, origin)
+    if problems:
+        raise RunbookError(problems[0])
     return books
 
 
@@ -270,9 +326,11 @@ def _read(file: Path) -> str:
         raise RunbookError(f"{file}: cannot read: {exc}") from None
 
 
-def load_runbooks(runbooks_dir: str | Path | None = None) -> list[Runbook]:
+def load_runbooks(runbooks_dir: str | Path | None = None,
+                  origins: dict[str, str] | None = None) -> list[Runbook]:
     """Shipped runbooks, then ``runbooks_dir``'s, which replace shipped ones of the same name.
-    Sorted by priority (highest first), then name."""
+    Sorted by priority (highest first), then name. ``origins`` (if given) receives the file
+    each runbook came from."""
     shipped = resources.files("sre_agent.analysis").joinpath("runbooks")
     layers = [[(f"runbooks/{e.name}", e.read_text(encoding="utf-8"))
                for e in sorted(shipped.iterdir(), key=lambda e: e.name)
@@ -293,6 +351,8 @@ def load_runbooks(runbooks_dir: str | Path | None = None) -> list[Runbook]:
                                        f"{seen[book.name]}")
                 seen[book.name] = origin
                 books[book.name] = book
+                if origins is not None:
+                    origins[book.name] = origin
     return sorted(books.values(), key=lambda b: (-b.priority, b.name))
 
 

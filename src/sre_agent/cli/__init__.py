@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from sre_agent.cli import analyze, audit, db, demo, serve
+from sre_agent.cli import analyze, audit, db, demo, runbooks, serve
 from sre_agent.cli import eval as eval_command
 
-COMMANDS = (serve, db, audit, analyze, eval_command, demo)
+COMMANDS = (serve, db, audit, analyze, eval_command, demo, runbooks)
 
 
 def build_parser() -> argparse.ArgumentParser:

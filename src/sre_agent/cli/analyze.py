@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sre_agent.cli.common import fail, load_settings
+from sre_agent.domain.alertmanager import WebhookNotification
 
 
 def register(sub: Any) -> None:
@@ -38,6 +39,8 @@ def _print_human(result: dict[str, Any]) -> None:
                                if diag.get("fallback_reason") else "")
     print(f"diagnosis: [{diag['category']}/{diag['severity']}, confidence "
           f"{diag['confidence']:.2f}, {engine}] {diag['summary']}")
+    if diag.get("match_reason"):
+        print(f"matched  : {diag['match_reason']}")
     for line in diag.get("evidence", []):
         print(f"  evidence: {line}")
     if not result["decisions"]:
@@ -46,26 +49,30 @@ def _print_human(result: dict[str, Any]) -> None:
         print(f"action   : {d['kind']} {d['target'] or ''} -> {d['decision']} ({d['reason']})")
 
 
-def run(args: argparse.Namespace) -> int:
+def load_notification(path: str) -> WebhookNotification | str:
+    """An Alertmanager notification from a JSON file ('-': standard input), or why not."""
     try:
-        raw = json.loads(_read(args.payload))
+        raw = json.loads(_read(path))
     except FileNotFoundError:
-        return fail(f"no such file: {args.payload}")
+        return f"no such file: {path}"
     except (OSError, UnicodeDecodeError) as exc:
-        return fail(f"cannot read {args.payload}: {exc}")
+        return f"cannot read {path}: {exc}"
     except json.JSONDecodeError as exc:
-        return fail(f"{args.payload} is not valid JSON: {exc.msg} at line {exc.lineno}")
+        return f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}"
     except RecursionError:
-        return fail(f"{args.payload}: JSON nested too deeply")
-    from sre_agent.domain.alertmanager import WebhookNotification
-
+        return f"{path}: JSON nested too deeply"
     try:
-        notification = WebhookNotification.model_validate(raw)
+        return WebhookNotification.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        return fail(f"{args.payload} is not an Alertmanager notification: {where}: "
-                    f"{first['msg']}")
+        return f"{path} is not an Alertmanager notification: {where}: {first['msg']}"
+
+
+def run(args: argparse.Namespace) -> int:
+    notification = load_notification(args.payload)
+    if isinstance(notification, str):
+        return fail(notification)
     settings = load_settings()
     if settings is None:
         return 2

@@ -63,6 +63,8 @@ class Diagnosis(BaseModel):
     requires_immediate_action: bool = False
     engine: Engine = Engine.RULES
     runbook: str | None = None
+    match_reason: str | None = Field(
+        default=None, description="why this runbook or classifier rule matched, in one line")
     model: str | None = None
     tokens: int = 0
     latency_ms: float = 0.0

@@ -21,6 +21,16 @@ from sre_agent.pipeline.handlers.base import proposal_of
 from sre_agent.ports import Analyzer, EvidenceSource, TargetResolver
 
 
+def simulated_context(n: WebhookNotification) -> AlertContext:
+    """What analysis sees of a notification (its firing alerts), outside any incident."""
+    firing = [a for a in n.alerts if a.status == "firing"] or n.alerts
+    return AlertContext(
+        incident_id="simulated", group_key=n.group_key, common_labels=n.common_labels,
+        alerts=[{"labels": a.labels, "annotations": a.annotations, "status": a.status,
+                 "generator_url": a.generator_url, "starts_at": a.starts_at_key,
+                 "fingerprint": a.fingerprint} for a in firing])
+
+
 async def simulate(
     n: WebhookNotification, *, analyzer: Analyzer, resolver: TargetResolver | None,
     sources: Sequence[EvidenceSource], policy: Policy, control: ControlState,
@@ -28,12 +38,7 @@ async def simulate(
     queries_for: Callable[[AlertContext], dict[str, str]] | None = None,
     available_kinds: frozenset[ActionKind] | None = None,
 ) -> dict[str, Any]:
-    firing = [a for a in n.alerts if a.status == "firing"] or n.alerts
-    ctx = AlertContext(
-        incident_id="simulated", group_key=n.group_key, common_labels=n.common_labels,
-        alerts=[{"labels": a.labels, "annotations": a.annotations, "status": a.status,
-                 "generator_url": a.generator_url, "starts_at": a.starts_at_key,
-                 "fingerprint": a.fingerprint} for a in firing])
+    ctx = simulated_context(n)
     if queries_for is not None:
         ctx.extra_queries = queries_for(ctx)
     targets, evidence = await gather_evidence(ctx, resolver, sources)
