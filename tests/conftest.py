@@ -24,8 +24,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    # A short stability window keeps tests quick; the window's own tests set theirs.
     values: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'agent.db'}",
-                              "log_format": "console", **overrides}
+                              "log_format": "console", "verify_stable_s": 2.0, **overrides}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

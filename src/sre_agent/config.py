@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     breaker_window_s: float = Field(default=3600.0, gt=0)
     approval_ttl_s: float = Field(default=3600.0, gt=0)
     verify_deadline_s: float = Field(default=60.0, gt=0)
+    verify_stable_s: float = Field(default=30.0, ge=0, le=3600)
     max_attempts: int = Field(default=1, ge=1, le=5)
     min_attempts_for_stats: int = Field(default=3, ge=1)
     min_success_rate: float = Field(default=0.5, ge=0, le=1)
@@ -123,7 +124,8 @@ class Settings(BaseSettings):
             min_confidence_autonomous=self.min_confidence_autonomous,
             require_agreement=self.require_agreement, breaker_failures=self.breaker_failures,
             breaker_window_s=self.breaker_window_s, approval_ttl_s=self.approval_ttl_s,
-            verify_deadline_s=self.verify_deadline_s, max_attempts=self.max_attempts,
+            verify_deadline_s=self.verify_deadline_s, verify_stable_s=self.verify_stable_s,
+            max_attempts=self.max_attempts,
             min_attempts_for_stats=self.min_attempts_for_stats,
             min_success_rate=self.min_success_rate)
 

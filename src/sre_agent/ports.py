@@ -179,6 +179,9 @@ class ActionBackend(Protocol):
 
 
 class ContainerVerifier(Protocol):
-    async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
-        """Poll until the container runs (and is healthy, when it has a health check)."""
+    async def wait_recovered(self, name: str, deadline_s: float,
+                             stable_s: float = 0.0) -> VerificationResult:
+        """Wait until the container runs (and is healthy, when it has a health check), within
+        ``deadline_s``, then until it has stayed so for ``stable_s`` (same start, no restart).
+        Failed when it never came up or went down again (a crash loop); never raises."""
         ...

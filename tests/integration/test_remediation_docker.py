@@ -163,6 +163,38 @@ async def test_container_that_exits_at_once_trips_the_breaker(
         assert [(b["target"], b["state"]) for b in breakers] == [(box.name, "open")]
 
 
+async def test_a_crash_loop_fails_verification_and_trips_the_breaker(
+        tmp_path: Path, janitor: ContainerJanitor) -> None:
+    """The case from the field: `sleep 2; exit 1` looks running for two seconds after each
+    restart. With a stability window it fails verification every time, the breaker trips
+    after three, the fourth alert is refused, and the track record says 0% effective."""
+    box = janitor.run_busybox(["sh", "-c", "sleep 2; exit 1"], prefix="crashloop",
+                              labels=MANAGED)
+    async with agent(tmp_path, cooldown_s=0, breaker_failures=3, verify_stable_s=6,
+                     max_actions_per_target_per_hour=20) as (c, container):
+        results = []
+        for i in range(4):
+            starts = f"2026-11-21T2{i}:00:00Z"
+            inc = (await c.post(URL, json=down_alert(box.name, starts_at=starts))
+                   ).json()["incidents"][0]
+            await container.runner.wait_idle(90)
+            results.append(await actions_of(c, inc))
+            await c.post(URL, json=down_alert(box.name, starts_at=starts, status="resolved"))
+        for first_three in results[:3]:
+            (action,) = first_three
+            assert action["status"] == "verification_failed", action
+            detail = action["result"]["verification"]["detail"]["container"]
+            assert detail["up_for_s"] < 6 and detail["stable_s"] == 6
+        (fourth,) = results[3]
+        assert fourth["status"] == "blocked" and "breaker" in fourth["decision_reason"]
+        breakers = (await c.get("/control/breakers")).json()
+        assert [(b["target"], b["state"]) for b in breakers] == [(box.name, "open")]
+        track = [e for e in (await c.get("/status")).json()["effectiveness"]
+                 if e["kind"] in ("restart_container", "start_container")]
+        assert sum(e["attempts"] for e in track) == 3
+        assert sum(e["successes"] for e in track) == 0  # the feedback loop learns "no use"
+
+
 async def test_docker_unreachable_is_a_clean_recorded_failure(
         tmp_path: Path, janitor: ContainerJanitor) -> None:
     import docker

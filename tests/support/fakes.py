@@ -77,7 +77,8 @@ class FakeVerifier:
         self.ok = ok
         self.checked: list[str] = []
 
-    async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
+    async def wait_recovered(self, name: str, deadline_s: float,
+                             stable_s: float = 0.0) -> VerificationResult:
         self.checked.append(name)
         if self.ok:
             return VerificationResult.passed({"container": name})

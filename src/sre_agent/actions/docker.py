@@ -223,10 +223,11 @@ class DockerActionBackend:
 class DockerContainerVerifier:
     """Waits until a container is running, healthy (if it has a health check) and stays so.
 
-    Implements ``ContainerVerifier``. A container counts as recovered only after
-    ``stable_polls`` consecutive polls, spanning at least ``settle_s`` seconds, all saw it
-    running (and healthy, when it has a health check) with the same ``StartedAt``: a process that
-    exits at once, or that a restart policy keeps restarting, is not reported recovered.
+    Implements ``ContainerVerifier``. Recovery has two phases: *up* within ``deadline_s`` (at
+    least ``stable_polls`` polls over ``settle_s`` seeing it running, and healthy when it has a
+    check), then *stays up* for ``stable_s`` with the same ``StartedAt`` and ``RestartCount``.
+    A container that exits, turns unhealthy or is restarted by its restart policy during the
+    window is a crash loop: verification fails at once, naming how long it stayed up.
     """
 
     def __init__(self, poll_s: float = 0.5, client_factory: ClientFactory | None = None, *,
@@ -245,51 +246,76 @@ class DockerContainerVerifier:
     def _inspect_sync(self, name: str) -> dict[str, Any]:
         return self._docker.call(lambda client: client.api.inspect_container(name))
 
-    async def wait_recovered(self, name: str, deadline_s: float) -> VerificationResult:
+    async def _inspect(self, name: str, remaining: float) -> tuple[dict[str, Any] | None, str]:
+        try:
+            attrs = await asyncio.wait_for(asyncio.to_thread(self._inspect_sync, name),
+                                           max(0.1, min(self.request_timeout_s, remaining)))
+            return attrs, ""
+        except TimeoutError:
+            return None, "docker did not answer in time"
+        except ContainerMissing:
+            return None, "container not found"
+        except DockerUnavailable as exc:
+            return None, f"docker unreachable: {exc}"
+        except APIError as exc:
+            return None, _api_error(exc)
+        except Exception as exc:  # never raise
+            return None, describe_docker_error(exc)
+
+    async def wait_recovered(self, name: str, deadline_s: float,
+                             stable_s: float = 0.0) -> VerificationResult:
         start = time.monotonic()
-        end = start + max(0.0, deadline_s)
         try:
             name = _check_target(name)
         except ValueError as exc:
             return VerificationResult.failed(str(exc), {"container": name, "waited_s": 0.0})
+        window = max(self.settle_s, stable_s)
+        end = start + max(0.0, deadline_s) + window
+        up_deadline = start + max(0.0, deadline_s)
         facts: dict[str, Any] = {"container": name}
         reason = "not checked yet"
-        stable_since: float | None = None
-        stable_started: Any = None
+        # The run being watched: when it came up, its StartedAt and RestartCount.
+        up_since: float | None = None
+        up_started: Any = None
+        up_restarts: Any = None
         good_polls = 0
         while True:
-            remaining = end - time.monotonic()
-            try:
-                attrs = await asyncio.wait_for(
-                    asyncio.to_thread(self._inspect_sync, name),
-                    max(0.1, min(self.request_timeout_s, remaining)))
-            except TimeoutError:
-                attrs, reason = None, "docker did not answer in time"
-            except ContainerMissing:
-                attrs, reason = None, "container not found"
-            except DockerUnavailable as exc:
-                attrs, reason = None, f"docker unreachable: {exc}"
-            except APIError as exc:
-                attrs, reason = None, _api_error(exc)
-            except Exception as exc:  # never raise
-                attrs, reason = None, describe_docker_error(exc)
+            attrs, error = await self._inspect(name, end - time.monotonic())
             now = time.monotonic()
             if attrs is None:
-                good_polls, stable_since = 0, None
+                reason, good_polls, up_since = error, 0, None
             else:
                 facts = container_facts(attrs)
                 status, health = facts["status"], facts["health"]
-                has_check = health != "none"
-                if status == "running" and (not has_check or health == "healthy"):
-                    if stable_since is None or facts["started_at"] != stable_started:
-                        stable_since, stable_started, good_polls = now, facts["started_at"], 0
+                good = status == "running" and (health in ("none", "healthy"))
+                restarts = attrs.get("RestartCount")
+                same_run = up_since is not None and facts["started_at"] == up_started and (
+                    restarts == up_restarts)
+                was_up = up_since is not None and good_polls >= self.stable_polls
+                if was_up and up_since is not None and not (good and same_run):
+                    # It was up, and is not any more (or is a new run): a crash loop.
+                    facts.update(stable_s=window, up_for_s=round(now - up_since, 2),
+                                 restart_count=restarts, waited_s=round(now - start, 2))
+                    what = (f"container is {status} (exit code {facts['exit_code']})"
+                            if status != "running" else
+                            f"health is {health}" if not good else
+                            f"restarted again (restart count {up_restarts} -> {restarts})")
+                    return VerificationResult.failed(
+                        f"did not stay up: {what} {now - up_since:.1f}s after it came up "
+                        f"(needs {window:g}s)", facts)
+                if good:
+                    if not same_run or up_since is None:
+                        up_since, up_started, up_restarts = now, facts["started_at"], restarts
+                        good_polls = 0
                     good_polls += 1
-                    if good_polls >= self.stable_polls and now - stable_since >= self.settle_s:
-                        facts["waited_s"] = round(now - start, 2)
+                    up_for = now - up_since
+                    if good_polls >= self.stable_polls and up_for >= window:
+                        facts.update(stable_s=window, up_for_s=round(up_for, 2),
+                                     waited_s=round(now - start, 2))
                         return VerificationResult.passed(facts)
-                    reason = "running, settling"
+                    reason = "running, watching that it stays up"
                 else:
-                    good_polls, stable_since = 0, None
+                    good_polls, up_since = 0, None
                     if status != "running":
                         reason = f"container is {status} (exit code {facts['exit_code']})"
                         policy = ((attrs.get("HostConfig") or {}).get("RestartPolicy") or {})
@@ -301,6 +327,8 @@ class DockerContainerVerifier:
                                 f"{reason} and has no restart policy", facts)
                     else:
                         reason = f"health is {health}"
+            if up_since is None and now + self.poll_s > up_deadline:
+                break  # never came up in time
             if now + self.poll_s > end:
                 break
             await asyncio.sleep(self.poll_s)

@@ -170,6 +170,7 @@ class PolicyOut(BaseModel):
     breaker_window_s: float
     approval_ttl_s: float
     verify_deadline_s: float
+    verify_stable_s: float
     max_attempts: int
     min_attempts_for_stats: int
     min_success_rate: float

@@ -34,6 +34,7 @@ AGENT_DEFAULTS: Mapping[str, str] = {
     "SRE_AGENT_LOG_FORMAT": "json", "SRE_AGENT_LOG_LEVEL": "INFO",
     "SRE_AGENT_COOLDOWN_S": "30", "SRE_AGENT_MAX_ACTIONS_PER_TARGET_PER_HOUR": "20",
     "SRE_AGENT_EVIDENCE_TIMEOUT_S": "2", "SRE_AGENT_VERIFY_DEADLINE_S": "60",
+    "SRE_AGENT_VERIFY_STABLE_S": "10",
     "SRE_AGENT_DOCKER_STOP_TIMEOUT_S": "5",
 }
 FAULTS = ("crash", "hang", "errors?rate=0.9", "latency?ms=800", "leak", "clear")

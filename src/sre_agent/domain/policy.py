@@ -91,6 +91,9 @@ class Policy:
     breaker_window_s: float = 3600.0
     approval_ttl_s: float = 3600.0
     verify_deadline_s: float = 60.0
+    # After a restart/start the container must stay up this long (same start, restart count
+    # unchanged): a crash loop that is "running" for a second is not a recovery.
+    verify_stable_s: float = 30.0
     min_attempts_for_stats: int = 3
     min_success_rate: float = 0.5
     max_attempts: int = 1  # per (incident, action, target); >1 retries after failed verification

@@ -39,18 +39,18 @@ async def expression_cleared(query: QueryFn, expr: str, deadline_s: float,
 
 async def verify_container_action(
     verifier: ContainerVerifier | None, query: QueryFn | None, *, target: str,
-    expression: str | None, deadline_s: float,
+    expression: str | None, deadline_s: float, stable_s: float = 0.0,
 ) -> VerificationResult:
     start = time.monotonic()
     detail: dict[str, object] = {}
     if verifier is not None:
-        running = await verifier.wait_recovered(target, deadline_s)
+        running = await verifier.wait_recovered(target, deadline_s, stable_s)
         detail["container"] = running.detail
         if running.status != VerificationStatus.PASSED:
             return running.model_copy(update={
                 "error": running.error or "container not recovered", "detail": detail})
     if query is not None and expression:
-        remaining = max(1.0, deadline_s - (time.monotonic() - start))
+        remaining = max(1.0, deadline_s + stable_s - (time.monotonic() - start))
         cleared = await expression_cleared(query, expression, remaining)
         detail["prometheus"] = cleared.detail
         if cleared.status != VerificationStatus.PASSED:

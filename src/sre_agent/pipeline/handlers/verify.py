@@ -42,7 +42,7 @@ async def verify(step: Step, row: dict[str, Any], ctx: Context) -> Output:
     deps = ctx.deps
     result = await verify_container_action(
         deps.verifier, deps.query, target=str(row["target"]), expression=_expression(ctx.work),
-        deadline_s=deps.policy.verify_deadline_s)
+        deadline_s=deps.policy.verify_deadline_s, stable_s=deps.policy.verify_stable_s)
     incident = ctx.work.id
     events = [NewEvent.of(_EVENT[result.status](action_id=row["id"],
                                                 result=ResultData.model_validate(
