@@ -111,6 +111,65 @@ async def test_paused_runs_nothing(tmp_path: Path, janitor: ContainerJanitor) ->
     assert started_at(box) == before
 
 
+async def test_paused_escalates_and_resume_finishes_the_incident(
+        tmp_path: Path, janitor: ContainerJanitor) -> None:
+    """No incident falls through: blocked by the kill switch, it is escalated for a human;
+    on resume the action is proposed again through the gate and runs."""
+    box = janitor.run_busybox(LOOP, prefix="web", labels=MANAGED)
+    before = started_at(box)
+    async with agent(tmp_path) as (c, container):
+        await c.post("/control/pause", json={"reason": "maintenance"})
+        inc = (await c.post(URL, json=down_alert(box.name))).json()["incidents"][0]
+        await container.runner.wait_idle(60)
+        incident = (await c.get(f"/incidents/{inc}")).json()
+        assert incident["status"] == "escalated"
+        assert started_at(box) == before
+        await c.post("/control/resume", headers={"X-Operator": "ann"})
+        await container.runner.wait_idle(60)
+        acts = await actions_of(c, inc)
+        assert sorted(a["status"] for a in acts) == ["blocked", "verified"]
+    assert started_at(box) != before
+
+
+async def test_a_rejected_action_can_be_proposed_again_and_approved(
+        tmp_path: Path, janitor: ContainerJanitor) -> None:
+    box = janitor.run_busybox(LOOP, prefix="web", labels=MANAGED)
+    before = started_at(box)
+    async with agent(tmp_path, mode="approval") as (c, container):
+        inc = (await c.post(URL, json=down_alert(box.name))).json()["incidents"][0]
+        await container.runner.wait_idle(60)
+        (first,) = (await c.get("/actions", params={"status": "pending_approval"})).json()
+        assert (await c.post(f"/actions/{first['id']}/reject")).status_code == 200
+        again = await c.post(f"/actions/{first['id']}/retry", json={"comment": "changed mind"})
+        assert again.status_code == 200, again.text
+        await container.runner.wait_idle(60)
+        (second,) = (await c.get("/actions", params={"status": "pending_approval"})).json()
+        assert second["id"] == again.json()["id"] != first["id"]
+        assert (await c.post(f"/actions/{second['id']}/approve")).status_code == 200
+        await container.runner.wait_idle(60)
+        statuses = {a["id"]: a["status"] for a in await actions_of(c, inc)}
+        assert statuses == {first["id"]: "rejected", second["id"]: "verified"}
+        retry_verified = await c.post(f"/actions/{second['id']}/retry")
+        assert retry_verified.status_code == 409
+    assert started_at(box) != before
+
+
+async def test_a_pending_action_expires_when_its_incident_resolves(
+        tmp_path: Path, janitor: ContainerJanitor) -> None:
+    box = janitor.run_busybox(LOOP, prefix="web", labels=MANAGED)
+    async with agent(tmp_path, mode="approval") as (c, container):
+        inc = (await c.post(URL, json=down_alert(box.name))).json()["incidents"][0]
+        await container.runner.wait_idle(60)
+        (pending,) = (await c.get("/actions", params={"status": "pending_approval"})).json()
+        await c.post(URL, json=down_alert(box.name, status="resolved"))
+        await container.runner.wait_idle(60)
+        assert (await c.get("/actions", params={"status": "pending_approval"})).json() == []
+        late = await c.post(f"/actions/{pending['id']}/approve")
+        assert late.status_code == 409 and "expired" in late.json()["detail"]
+        (action,) = await actions_of(c, inc)
+        assert action["status"] == "expired"
+
+
 async def test_approval_mode_runs_only_after_approval(tmp_path: Path,
                                                       janitor: ContainerJanitor) -> None:
     box = janitor.run_busybox(LOOP, prefix="web", labels=MANAGED)

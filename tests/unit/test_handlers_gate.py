@@ -51,12 +51,52 @@ async def test_out_of_scope_container_is_blocked_with_its_code_and_escalates(
     assert store.statuses()[aid] == "blocked"
 
 
-async def test_paused_blocks_without_escalating(store: InMemoryEventStore, clock: Clock) -> None:
+async def test_paused_blocks_and_escalates_once_per_incident(
+        store: InMemoryEventStore, clock: Clock) -> None:
+    """Paused is not routine: a human must hear that the agent wanted to act and could not."""
     await store.append([NewEvent.of(ev.Paused(reason="maintenance"), Actor.operator("a"))])
-    await run_gate(store, clock)
-    assert store.events[-1].payload == ev.ActionBlocked.model_validate(store.events[-1].data)
-    assert store.events[-1].data["code"] == ReasonCode.PAUSED
+    incident, first = await incident_with_proposal(store)
+    _, second = await incident_with_proposal(store, incident=incident, target="db")
+    ctx = await context(store, incident, make_deps(clock=clock))
+    for aid in (first, second):
+        row = await store.get_action(aid)
+        assert row is not None
+        await gate(Step(StepKind.GATE, aid), row, ctx)
+    blocked = [e for e in store.events if e.type == EventType.ACTION_BLOCKED]
+    assert [e.data["code"] for e in blocked] == [ReasonCode.PAUSED, ReasonCode.PAUSED]
+    assert store.types().count(EventType.INCIDENT_ESCALATED) == 1
+
+
+async def test_routine_refusals_do_not_escalate(store: InMemoryEventStore, clock: Clock) -> None:
+    await run_gate(store, clock, mode=Mode.OBSERVE)
+    assert store.events[-1].data["code"] == ReasonCode.OBSERVE_MODE
     assert EventType.INCIDENT_ESCALATED not in store.types()
+
+
+async def test_breaker_and_rate_limit_refusals_escalate(
+        store: InMemoryEventStore, clock: Clock) -> None:
+    await store.append([NewEvent.of(ev.BreakerTripped(target="web", reason="3 failures"),
+                                    Actor.AGENT)])
+    await run_gate(store, clock)
+    assert store.events[-2].data["code"] == ReasonCode.BREAKER_OPEN
+    assert store.events[-1].type == EventType.INCIDENT_ESCALATED
+
+
+async def test_a_pending_approval_of_a_resolved_incident_expires_at_once(
+        store: InMemoryEventStore, clock: Clock) -> None:
+    from sre_agent.domain.alertmanager import WebhookNotification
+    from tests.support.payloads import alert, notification
+
+    _, aid = await run_gate(store, clock, mode=Mode.APPROVAL, approval_ttl_s=600.0)
+    incident = store.actions[aid]["incident_id"]
+    await store.ingest(WebhookNotification.model_validate(
+        notification([alert(status="resolved")])))
+    deps = make_deps(clock=clock, mode=Mode.APPROVAL, approval_ttl_s=600.0)
+    row = await store.get_action(aid)
+    assert row is not None
+    out = await expire(Step(StepKind.EXPIRE, aid), row, await context(store, incident, deps))
+    assert [getattr(e, "type", None) for e in out] == [EventType.ACTION_EXPIRED]
+    assert "resolved" in store.events[-1].data["reason"]
 
 
 async def test_approval_mode_waits_with_an_expiry(store: InMemoryEventStore,

@@ -62,8 +62,13 @@ class ReasonCode(StrEnum):
 
 
 # A container action refused for these reasons cannot be fixed by waiting: a human must look.
+# Refusals a human must hear about: the agent cannot act on its own (scope), or something an
+# operator set or the agent learned stops it (kill switch, breaker, rate limits). Cooldown,
+# observe, dry_run and the allowlist are routine: the operator chose them.
 ESCALATING_CODES = frozenset({ReasonCode.NO_TARGET, ReasonCode.TARGET_UNVERIFIED,
-                              ReasonCode.OUT_OF_SCOPE})
+                              ReasonCode.OUT_OF_SCOPE, ReasonCode.PAUSED,
+                              ReasonCode.BREAKER_OPEN, ReasonCode.RATE_LIMIT,
+                              ReasonCode.RATE_LIMIT_TARGET})
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Operator commands: approve, reject, reset a breaker, set the mode, pause, resume.
+"""Operator commands: approve, reject, retry, reset a breaker, set the mode, pause, resume.
 
 Every operator change goes through ``CommandBus.handle``, never through a route writing to the
 store: one command dataclass each, one handler each, errors as ``CommandRejected`` (the API
@@ -14,11 +14,12 @@ from typing import Any
 
 from sre_agent.domain.actions import PENDING, ActionStatus
 from sre_agent.domain.control import ControlState, effective_control
-from sre_agent.domain.events import NewEvent
+from sre_agent.domain.events import EventType, NewEvent
 from sre_agent.domain.events import payloads as ev
-from sre_agent.domain.incident import Mode
-from sre_agent.domain.policy import Policy
+from sre_agent.domain.incident import IncidentStatus, Mode
+from sre_agent.domain.policy import Policy, ReasonCode
 from sre_agent.pipeline.handlers.gate import expire_if_stale
+from sre_agent.pipeline.reproposal import again, blocked_since, last_seq_of
 from sre_agent.ports import EventStore
 
 
@@ -43,6 +44,16 @@ class Approve:
 
 @dataclass(frozen=True)
 class Reject:
+    action_id: str
+    actor: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Propose a finished action again (rejected, expired, blocked, failed): a new action
+    that goes through the gate, on an incident that is still open."""
+
     action_id: str
     actor: str
     comment: str = ""
@@ -74,7 +85,11 @@ class Resume:
     reason: str = ""
 
 
-Command = Approve | Reject | ResetBreaker | SetMode | Pause | Resume
+Command = Approve | Reject | Retry | ResetBreaker | SetMode | Pause | Resume
+# What an operator may propose again: outcomes that ran nothing, or did not help.
+RETRYABLE = frozenset({ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.BLOCKED,
+                       ActionStatus.DRY_RUN, ActionStatus.FAILED,
+                       ActionStatus.VERIFICATION_FAILED, ActionStatus.VERIFICATION_INCONCLUSIVE})
 
 
 @dataclass(frozen=True)
@@ -93,7 +108,8 @@ class CommandBus:
         self.submit = submit  # hands an incident to the pipeline (the runner)
         self.clock = clock
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
-            Approve: self._decide, Reject: self._decide, ResetBreaker: self._reset_breaker,
+            Approve: self._decide, Reject: self._decide, Retry: self._retry,
+            ResetBreaker: self._reset_breaker,
             SetMode: self._control, Pause: self._control, Resume: self._control,
         }
 
@@ -109,8 +125,13 @@ class CommandBus:
             raise NotFound(f"action {aid!r} not found")
         if row["status"] != ActionStatus.PENDING_APPROVAL:
             raise Conflict(f"action {aid} is {row['status']}, not pending approval")
-        if await expire_if_stale(store, row, self.policy, self.clock(), cmd.actor) is not None:
-            raise Conflict(f"action {aid} expired: its approval window passed")
+        incident = await store.get_incident(str(row["incident_id"]))
+        resolved = incident is not None and incident["status"] == IncidentStatus.RESOLVED
+        if await expire_if_stale(store, row, self.policy, self.clock(), cmd.actor,
+                                 incident_resolved=resolved) is not None:
+            raise Conflict(f"action {aid} expired: "
+                           + ("its incident is resolved" if resolved
+                              else "its approval window passed"))
         payload = (ev.ActionApproved(action_id=aid, reason=cmd.comment)
                    if isinstance(cmd, Approve)
                    else ev.ActionRejected(action_id=aid, reason=cmd.comment))
@@ -124,13 +145,44 @@ class CommandBus:
         assert updated is not None
         return updated
 
+    async def _retry(self, cmd: Retry) -> dict[str, Any]:
+        store, aid = self.store, cmd.action_id
+        row = await store.get_action(aid)
+        if row is None:
+            raise NotFound(f"action {aid!r} not found")
+        if row["status"] not in RETRYABLE:
+            raise Conflict(f"action {aid} is {row['status']}: only a rejected, expired, "
+                           "blocked or failed action can be proposed again")
+        incident = await store.get_incident(str(row["incident_id"]))
+        if incident is None or incident["status"] == IncidentStatus.RESOLVED:
+            raise Conflict(f"incident {row['incident_id']} is resolved: nothing to fix")
+        why = f"proposed again by {cmd.actor}" + (f" ({cmd.comment})" if cmd.comment else "")
+        [stored] = await store.append([again(row, cmd.actor, why)])
+        self.submit(str(row["incident_id"]))
+        new_id = getattr(stored.payload, "action_id", "")
+        created = await store.get_action(new_id)
+        assert created is not None
+        return created
+
+    async def _repropose(self, blocked: list[dict[str, Any]], actor: str, why: str) -> None:
+        """Propose again what a lifted block had refused, and hand the incidents on."""
+        if not blocked:
+            return
+        await self.store.append([again(row, actor, why) for row in blocked])
+        for incident_id in dict.fromkeys(str(r["incident_id"]) for r in blocked):
+            self.submit(incident_id)
+
     # --- breakers and control -------------------------------------------------------------------
     async def _reset_breaker(self, cmd: ResetBreaker) -> dict[str, Any]:
         breakers = {b["target"]: b for b in await self.store.list_breakers()}
         if breakers.get(cmd.target, {}).get("state") != "open":
             raise NotFound(f"no open circuit breaker for {cmd.target!r}")
+        tripped = await last_seq_of(self.store, EventType.BREAKER_TRIPPED, cmd.target)
         await self.store.append([NewEvent.of(ev.BreakerReset(target=cmd.target,
                                                             reason=cmd.reason), cmd.actor)])
+        await self._repropose(
+            await blocked_since(self.store, tripped, ReasonCode.BREAKER_OPEN, cmd.target),
+            cmd.actor, f"breaker for {cmd.target} reset")
         return {b["target"]: b for b in await self.store.list_breakers()}[cmd.target]
 
     async def _control(self, cmd: SetMode | Pause | Resume) -> ControlResult:
@@ -141,6 +193,12 @@ class CommandBus:
             payload = ev.Paused(reason=cmd.reason)
         else:
             payload = ev.Resumed(reason=cmd.reason)
+        paused_at = (await last_seq_of(self.store, EventType.PAUSED)
+                     if isinstance(cmd, Resume) else 0)
         stored = await self.store.append([NewEvent.of(payload, cmd.actor)])
+        if isinstance(cmd, Resume) and paused_at:
+            await self._repropose(
+                await blocked_since(self.store, paused_at, ReasonCode.PAUSED),
+                cmd.actor, "actions resumed")
         state = effective_control(await self.store.control_state(), self.default_mode)
         return ControlResult(state, stored[0].seq)

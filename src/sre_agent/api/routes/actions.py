@@ -1,4 +1,4 @@
-"""Actions: the list (pending approvals first of all), approve and reject."""
+"""Actions: the list (pending approvals first of all), approve, reject and retry."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from sre_agent.api.deps import CommandsDep, CurrentOperator, OperatorDep, StoreDep
 from sre_agent.api.schemas import ActionOut, DecisionIn, ErrorOut
 from sre_agent.domain.actions import ActionStatus
-from sre_agent.pipeline.commands import Approve, CommandRejected, NotFound, Reject
+from sre_agent.pipeline.commands import Approve, CommandRejected, NotFound, Reject, Retry
 
 router = APIRouter(prefix="/actions", tags=["actions"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
@@ -24,7 +24,8 @@ async def list_actions(
     return await store.list_actions(status=status, incident_id=incident, limit=limit)
 
 
-async def run_command(commands: CommandsDep, command: Approve | Reject) -> dict[str, Any]:
+async def run_command(commands: CommandsDep, command: Approve | Reject | Retry
+                      ) -> dict[str, Any]:
     try:
         result: dict[str, Any] = await commands.handle(command)
     except CommandRejected as exc:
@@ -46,3 +47,12 @@ async def reject(action_id: str, commands: CommandsDep, actor: CurrentOperator,
                  body: DecisionIn | None = None) -> dict[str, Any]:
     """Reject a pending action; it never runs."""
     return await run_command(commands, Reject(action_id, actor, body.comment if body else ""))
+
+
+@router.post("/{action_id}/retry", response_model=ActionOut,
+             responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
+async def retry(action_id: str, commands: CommandsDep, actor: CurrentOperator,
+                body: DecisionIn | None = None) -> dict[str, Any]:
+    """Propose a rejected, expired, blocked or failed action again, as a new action that
+    goes through the gate (on an incident that is still open); answers the new action."""
+    return await run_command(commands, Retry(action_id, actor, body.comment if body else ""))

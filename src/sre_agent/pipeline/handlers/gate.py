@@ -41,7 +41,8 @@ async def gate(step: Step, row: dict[str, Any], ctx: Context) -> Output:
         return [Step(StepKind.ACT, aid, decision)]
     if decision.outcome == Outcome.BLOCKED:
         events.append(NewEvent.of(ev.ActionBlocked(**base), Actor.AGENT, incident))
-        if decision.escalates(kind):
+        if decision.escalates(kind) and not _escalated(ctx):
+            ctx.work.incident["status"] = IncidentStatus.ESCALATED  # once per incident
             events.append(NewEvent.of(ev.IncidentEscalated(
                 reason=f"{kind} on {row['target'] or '?'} refused: {decision.reason}"),
                 Actor.AGENT, incident))
@@ -54,20 +55,29 @@ async def gate(step: Step, row: dict[str, Any], ctx: Context) -> Output:
     return list(await ctx.store.append(events))
 
 
+def _escalated(ctx: Context) -> bool:
+    return bool(ctx.work.incident["status"] == IncidentStatus.ESCALATED)
+
+
 async def expire_if_stale(store: EventStore, row: dict[str, Any], policy: Policy, now: float,
-                          actor: str) -> list[StoredEvent] | None:
-    """Expire a pending approval past its window (guarded: a decision that won the race
-    stands). None when it is still within its window. Shared by the gate and the approve
-    command, so the window is one rule."""
-    if not policy.approval_expired(float(row["updated_ts"]), now):
+                          actor: str, *, incident_resolved: bool = False
+                          ) -> list[StoredEvent] | None:
+    """Expire a pending approval past its window, or at once when its incident is resolved
+    (guarded: a decision that won the race stands). None when it may still be decided.
+    Shared by the gate and the approve command, so the rule is written once."""
+    if incident_resolved:
+        reason = "incident resolved before a decision"
+    elif policy.approval_expired(float(row["updated_ts"]), now):
+        reason = "approval window passed"
+    else:
         return None
     stored = await store.append_guarded(row["id"], PENDING, [NewEvent.of(
-        ev.ActionExpired(action_id=row["id"], reason="approval window passed"), actor,
-        row["incident_id"])])
+        ev.ActionExpired(action_id=row["id"], reason=reason), actor, row["incident_id"])])
     return stored or []
 
 
 async def expire(step: Step, row: dict[str, Any], ctx: Context) -> Output:
+    resolved = ctx.work.incident["status"] == IncidentStatus.RESOLVED
     stored = await expire_if_stale(ctx.store, row, ctx.deps.policy, ctx.deps.clock(),
-                                   Actor.SYSTEM)
+                                   Actor.SYSTEM, incident_resolved=resolved)
     return list(stored or [])
