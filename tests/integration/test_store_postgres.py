@@ -193,3 +193,39 @@ async def test_the_agent_on_postgresql_answers_503_while_it_is_down_and_loses_no
                                                    "limit": 1000})).json()["items"]
         assert len({e["incident_id"] for e in diagnosed}) == 11  # every incident analysed once
         assert (await c.get("/audit/verify")).json()["ok"] is True
+
+
+@pytest.mark.parametrize("resolved_first", [False, True])
+async def test_time_to_recover_does_not_depend_on_which_lands_first(
+        store_url: str, resolved_first: bool) -> None:
+    """`resolved` may arrive before VerificationPassed (the stability window is longer than
+    Alertmanager's group interval): the recovery is counted either way, once."""
+    from sre_agent.domain.events import payloads as ev
+
+    store = SqlEventStore(store_url)
+    try:
+        result = await store.ingest(WebhookNotification.model_validate(notification()))
+        inc = result.touched[0]
+        await store.append([
+            NewEvent.of(ev.ActionProposed(action_id="a1", idempotency_key=f"{inc}:r:web:1",
+                                          kind="restart_container", target="web",
+                                          alertname="TargetDown", reason="down"),
+                        Actor.AGENT, inc),
+            NewEvent.of(ev.ActionStarted(action_id="a1"), Actor.AGENT, inc),
+            NewEvent.of(ev.ActionSucceeded(action_id="a1"), Actor.AGENT, inc)])
+        verified = NewEvent.of(ev.VerificationPassed(action_id="a1"), Actor.AGENT, inc)
+        resolved = WebhookNotification.model_validate(notification([alert(status="resolved")]))
+        if resolved_first:
+            await store.ingest(resolved)
+            await store.append([verified])
+        else:
+            await store.append([verified])
+            await store.ingest(resolved)
+        [stats] = await store.action_stats()
+        assert (stats["attempts"], stats["successes"], stats["recoveries"]) == (1, 1, 1)
+        count = await store.rebuild_projections()  # the rebuild agrees with the live fold
+        assert count > 0
+        [rebuilt] = await store.action_stats()
+        assert rebuilt["recoveries"] == 1
+    finally:
+        await store.close()

@@ -60,6 +60,8 @@ def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
         return
     changes = action_changes(step, now, lambda: _current_result(conn, step.action_id))
     conn.execute(update(actions).where(actions.c.id == step.action_id).values(**changes))
+    if isinstance(p, payloads.VerificationPassed) and ev.incident_id:
+        _record_late_recovery(conn, ev.incident_id, step.action_id)
     if step.attempt:
         row = conn.execute(select(actions.c.alertname, actions.c.kind)
                            .where(actions.c.id == step.action_id)).first()
@@ -71,6 +73,20 @@ def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
 def _current_result(conn: Connection, action_id: str) -> dict[str, Any]:
     row = conn.execute(select(actions.c.result).where(actions.c.id == action_id)).first()
     return dict(row.result or {}) if row else {}
+
+
+def _record_late_recovery(conn: Connection, incident_id: str, action_id: str) -> None:
+    """A recovery counts once both have happened: the action verified and the incident
+    resolved. When `resolved` arrived first (Alertmanager can be quicker than the stability
+    window), the verification is the second and records it."""
+    inc = conn.execute(select(incidents.c.opened_at, incidents.c.resolved_at)
+                       .where(incidents.c.id == incident_id)).first()
+    row = conn.execute(select(actions.c.alertname, actions.c.kind)
+                       .where(actions.c.id == action_id)).first()
+    if inc is None or inc.resolved_at is None or row is None:
+        return
+    seconds = max(0.0, _ts(inc.resolved_at) - _ts(inc.opened_at))
+    _bump_stats(conn, row.alertname, row.kind, recoveries=1, recovery_seconds_total=seconds)
 
 
 def _record_recoveries(conn: Connection, ev: StoredEvent) -> None:
