@@ -50,6 +50,7 @@ class IngestResult:
     duplicates: int
     events: list[StoredEvent] = field(default_factory=list)
     duplicate_of: list[str] = field(default_factory=list)  # incidents of the duplicates
+    late: int = 0  # firings received after their own resolution (recorded, reopen nothing)
 
 
 @dataclass

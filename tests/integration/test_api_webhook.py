@@ -193,3 +193,16 @@ async def test_operator_auth_matrix(authed: httpx.AsyncClient, method: str, path
 @pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
 async def test_open_endpoints_need_no_auth(authed: httpx.AsyncClient, path: str) -> None:
     assert (await authed.get(path)).status_code == 200
+
+
+async def test_a_firing_after_its_own_resolution_is_recorded_as_late(
+        client: httpx.AsyncClient) -> None:
+    resolved = (await client.post(URL, json=notification([alert(status="resolved")]))).json()
+    late = (await client.post(URL, json=notification())).json()
+    assert (late["alerts_new"], late["alerts_duplicate"], late["alerts_late"]) == (0, 0, 1)
+    assert late["incidents"] == resolved["incidents"]
+    detail = (await client.get(f"/incidents/{resolved['incidents'][0]}")).json()
+    assert detail["status"] == "resolved"
+    assert [e["type"] for e in detail["events"]][-1] == "AlertReceivedLate"
+    again = (await client.post(URL, json=notification())).json()
+    assert (again["alerts_duplicate"], again["alerts_late"]) == (1, 0)

@@ -22,6 +22,7 @@ from sre_agent.domain.actions import (
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
     GENESIS_HASH,
+    EventType,
     NewEvent,
     StoredEvent,
     event_hash,
@@ -93,12 +94,14 @@ class InMemoryEventStore:
         snap = CorrelationSnapshot(open_incident_id=open_ids[-1] if open_ids else None)
         for a in self.alerts:
             key = (a["fingerprint"], a["starts_at"])
-            snap.alerts[key] = KnownAlert(a["incident_id"], a["status"])
+            fired = self.events[a["received_seq"] - 1].type != EventType.ALERT_RESOLVED
+            snap.alerts[key] = KnownAlert(a["incident_id"], a["status"],
+                                          seen_firing=a["status"] != "resolved" or fired)
             snap.incident_alerts.setdefault(a["incident_id"], {})[key] = a["status"]
         result = correlate(n, snap, lambda: f"inc-{next(self._ids):04d}")
         stored = self._append(result.events)
         return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
-                            result.duplicate_of)
+                            result.duplicate_of, result.late)
 
     async def mark_processed(self, incident_id: str, seq: int) -> None:
         self.processed[incident_id] = seq
@@ -156,6 +159,10 @@ class InMemoryEventStore:
                 if found["status"] == "firing" and p.status == "resolved":
                     inc["alerts_firing"] = max(0, inc["alerts_firing"] - 1)
                 found.update(status=p.status, ends_at=p.ends_at)
+        elif isinstance(p, payloads.AlertReceivedLate):
+            for a in self.alerts:
+                if (a["fingerprint"], a["starts_at"]) == (p.fingerprint, p.starts_at):
+                    a["received_seq"] = ev.seq
         elif isinstance(p, payloads.IncidentResolved):
             inc["status"], inc["resolved_at"] = IncidentStatus.RESOLVED, ev.at
         elif isinstance(p, payloads.IncidentEscalated) and inc["status"] != IncidentStatus.RESOLVED:

@@ -116,3 +116,17 @@ def test_duplicates_name_the_incident_they_belong_to() -> None:
     (incident,) = first.touched
     again = correlate(parse(notification()), snap, new_id)
     assert again.touched == [] and again.duplicates == 1 and again.duplicate_of == [incident]
+
+
+def test_a_firing_received_after_its_resolution_is_late_not_a_duplicate() -> None:
+    snap = CorrelationSnapshot(open_incident_id=None)
+    first = correlate(parse(notification([alert(status="resolved")])), snap, new_id)
+    (incident,) = first.touched
+    assert EventType.INCIDENT_RESOLVED in [e.type for e in first.events]
+    snap.open_incident_id = None  # resolved: the store's snapshot has no open incident
+    late = correlate(parse(notification()), snap, new_id)
+    assert (late.late, late.duplicates, late.new_alerts) == (1, 0, 0)
+    assert [e.type for e in late.events] == [EventType.ALERT_RECEIVED_LATE]
+    assert late.events[0].incident_id == incident and late.touched == []  # reopens nothing
+    again = correlate(parse(notification()), snap, new_id)  # its redelivery: a duplicate
+    assert (again.late, again.duplicates) == (0, 1) and again.events == []

@@ -19,6 +19,8 @@ class WebhookAccepted(BaseModel):
                                              "duplicates included")
     alerts_new: int
     alerts_duplicate: int
+    alerts_late: int = Field(default=0, description="firings received after their own "
+                                                    "resolution: recorded, reopen nothing")
 
 
 class EventOut(BaseModel):

@@ -46,6 +46,7 @@ AlertKey = tuple[str, str]  # (fingerprint, startsAt normalised)
 class KnownAlert:
     incident_id: str
     status: str
+    seen_firing: bool = True  # False: only its resolution has been received so far
 
 
 @dataclass
@@ -64,8 +65,9 @@ class CorrelationResult:
     touched: list[str]  # incidents with new events: the pipeline looks at these again
     new_alerts: int
     duplicates: int
-    # incidents the duplicates already belong to, so a redelivery is told where its alerts are
+    # incidents that duplicates and late firings belong to: the answer names them
     duplicate_of: list[str] = field(default_factory=list)
+    late: int = 0  # firings received after their own resolution
 
 
 def alert_key(alert: WebhookAlert) -> AlertKey:
@@ -108,7 +110,7 @@ def correlate(
     events: list[NewEvent] = []
     touched: list[str] = []
     duplicate_of: list[str] = []
-    new_alerts = duplicates = 0
+    new_alerts = duplicates = late = 0
     open_id = snap.open_incident_id
 
     def touch(incident_id: str) -> None:
@@ -133,7 +135,14 @@ def correlate(
         known = snap.alerts.get(key)
         if alert.status == "firing":
             if known is not None:  # redelivery, or a stale firing after resolution
-                duplicates += 1
+                if known.status == "resolved" and not known.seen_firing:
+                    # Its resolution came first: record that it fired, reopen nothing.
+                    events.append(NewEvent(EventType.ALERT_RECEIVED_LATE, Actor.ALERTMANAGER,
+                                           known.incident_id, alert_data(n, alert)))
+                    known.seen_firing = True
+                    late += 1
+                else:
+                    duplicates += 1
                 if known.incident_id not in duplicate_of:
                     duplicate_of.append(known.incident_id)
                 continue
@@ -155,7 +164,8 @@ def correlate(
         incident_id = known.incident_id if known is not None else open_id or open_incident()
         events.append(NewEvent(EventType.ALERT_RESOLVED, Actor.ALERTMANAGER, incident_id,
                                alert_data(n, alert)))
-        snap.alerts[key] = KnownAlert(incident_id, "resolved")
+        snap.alerts[key] = KnownAlert(incident_id, "resolved",
+                                      seen_firing=known is not None)
         snap.incident_alerts.setdefault(incident_id, {})[key] = "resolved"
         new_alerts += 1
         touch(incident_id)
@@ -164,4 +174,4 @@ def correlate(
                                    {"reason": "all alerts resolved"}))
             if incident_id == open_id:
                 open_id = None
-    return CorrelationResult(events, touched, new_alerts, duplicates, duplicate_of)
+    return CorrelationResult(events, touched, new_alerts, duplicates, duplicate_of, late)

@@ -72,6 +72,11 @@ def apply_event(conn: Connection, ev: StoredEvent) -> None:
             if found.status == "firing":
                 changes["alerts_firing"] = case(
                     (incidents.c.alerts_firing > 0, incidents.c.alerts_firing - 1), else_=0)
+    elif t == EventType.ALERT_RECEIVED_LATE:
+        row = _alert_row(ev)  # its firing is now known: a redelivery of it is a duplicate
+        conn.execute(update(alerts).where(
+            alerts.c.fingerprint == row["fingerprint"], alerts.c.starts_at == row["starts_at"]
+        ).values(received_seq=ev.seq))
     elif t == EventType.INCIDENT_RESOLVED:
         changes["status"] = IncidentStatus.RESOLVED
         changes["resolved_at"] = ev.at

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
+    EventType,
     NewEvent,
     StoredEvent,
     canonical_json,
@@ -188,8 +189,16 @@ class SqlEventStore(LogQueries, ActionQueries):
             result = correlate(notification, snap, new_incident_id)
             stored = self._append_in(conn, result.events)
             return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
-                                result.duplicate_of)
+                                result.duplicate_of, result.late)
         return await self._write(run)
+
+    @staticmethod
+    def _fired(conn: Connection, row: Any) -> bool:
+        """Whether a resolved alert's firing was received: the event that last wrote its row
+        is not the AlertResolved that created it (rare path: one primary-key lookup)."""
+        first = conn.execute(select(events.c.type).where(events.c.seq == row.received_seq)
+                             ).scalar()
+        return first != EventType.ALERT_RESOLVED
 
     def _snapshot(self, conn: Connection, n: WebhookNotification) -> CorrelationSnapshot:
         open_row = conn.execute(
@@ -205,20 +214,23 @@ class SqlEventStore(LogQueries, ActionQueries):
             chunk = fingerprints[i:i + _CHUNK]
             for row in conn.execute(
                 select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.incident_id,
-                       alerts.c.status).where(alerts.c.fingerprint.in_(chunk))
+                       alerts.c.status, alerts.c.received_seq)
+                .where(alerts.c.fingerprint.in_(chunk))
             ):
                 key = (row.fingerprint, row.starts_at)
                 if key in wanted:
-                    snap.alerts[key] = KnownAlert(row.incident_id, row.status)
+                    snap.alerts[key] = KnownAlert(
+                        row.incident_id, row.status,
+                        seen_firing=row.status != "resolved" or self._fired(conn, row))
                     involved.add(row.incident_id)
         ids = sorted(involved)
         for i in range(0, len(ids), _CHUNK):
-            for row in conn.execute(
+            for member in conn.execute(
                 select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at,
                        alerts.c.status).where(alerts.c.incident_id.in_(ids[i:i + _CHUNK]))
             ):
-                snap.incident_alerts.setdefault(row.incident_id, {})[
-                    (row.fingerprint, row.starts_at)] = row.status
+                snap.incident_alerts.setdefault(member.incident_id, {})[
+                    (member.fingerprint, member.starts_at)] = member.status
         return snap
 
     async def mark_processed(self, incident_id: str, seq: int) -> None:

@@ -123,11 +123,11 @@ async def receive(request: Request, store: StoreDep, runner: RunnerDep, settings
             runner.submit(incident_id)
         log.info("webhook_accepted", group_key=notification.group_key[:200],
                  alerts=len(notification.alerts), new=result.new_alerts,
-                 duplicates=result.duplicates, incidents=result.touched[:10])
+                 duplicates=result.duplicates, late=result.late, incidents=result.touched[:10])
         incidents = result.touched + [i for i in result.duplicate_of if i not in result.touched]
         return JSONResponse(WebhookAccepted(
             incidents=incidents, alerts_new=result.new_alerts,
-            alerts_duplicate=result.duplicates).model_dump())
+            alerts_duplicate=result.duplicates, alerts_late=result.late).model_dump())
     finally:
         metrics.notifications.labels(outcome).inc()
         metrics.webhook_latency.observe(time.perf_counter() - started)

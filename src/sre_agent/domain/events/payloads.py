@@ -71,6 +71,13 @@ class AlertResolved(_Alert):
     TYPE = EventType.ALERT_RESOLVED
 
 
+class AlertReceivedLate(_Alert):
+    """The firing of an alert whose resolution was received first (a delivery retried late,
+    or an Alertmanager HA peer): recorded, but it reopens nothing."""
+
+    TYPE = EventType.ALERT_RECEIVED_LATE
+
+
 class _Reasoned(EventPayload):
     reason: str = ""
 
@@ -208,7 +215,8 @@ class Resumed(_Reasoned):
 
 
 PAYLOADS: dict[str, type[EventPayload]] = {cls.TYPE: cls for cls in (
-    IncidentOpened, AlertReceived, AlertResolved, IncidentResolved, IncidentEscalated,
+    IncidentOpened, AlertReceived, AlertResolved, AlertReceivedLate, IncidentResolved,
+    IncidentEscalated,
     EvidenceCollected, DiagnosisProduced, ActionProposed, ActionBlocked, ActionDryRun,
     ActionAwaitingApproval, ActionExpired, ActionApproved, ActionRejected, ActionStarted,
     ActionSucceeded, ActionFailed, VerificationPassed, VerificationFailed,

@@ -9,6 +9,7 @@ class EventType(StrEnum):
     INCIDENT_OPENED = "IncidentOpened"
     ALERT_RECEIVED = "AlertReceived"
     ALERT_RESOLVED = "AlertResolved"
+    ALERT_RECEIVED_LATE = "AlertReceivedLate"  # a firing that arrived after its resolution
     INCIDENT_RESOLVED = "IncidentResolved"
     INCIDENT_ESCALATED = "IncidentEscalated"
     EVIDENCE_COLLECTED = "EvidenceCollected"
