@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sre_agent.api.app import create_app
-from sre_agent.bootstrap import build_container
+from sre_agent.bootstrap import build_services
 from tests.conftest import make_settings
 from tests.corpus.harness import load_rules
 from tests.support.components import require_docker
@@ -62,8 +62,8 @@ async def test_corpus_sample_through_the_agent(tmp_path: Path,
     box = janitor.run_busybox(LOOP, prefix="corpus", labels={"sre-agent.managed": "true"})
     rules = {(r["collection"], r["alertname"]): r for r in load_rules()}
     settings = make_settings(tmp_path, mode="approval")
-    container = build_container(settings)
-    app = create_app(settings, container=container)
+    services = build_services(settings)
+    app = create_app(settings, services=services)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         sent = []
@@ -71,7 +71,7 @@ async def test_corpus_sample_through_the_agent(tmp_path: Path,
             r = await c.post(URL, json=payload(rules[(collection, name)], box.name, i))
             assert r.status_code == 200, r.text
             sent.append((r.json()["incidents"][0], name, category, restart))
-        await container.runner.wait_idle(120)
+        await services.runner.wait_idle(120)
         for incident, name, category, restart in sent:
             detail = (await c.get(f"/incidents/{incident}")).json()
             diag = next(e["data"] for e in detail["events"] if e["type"] == "DiagnosisProduced")
