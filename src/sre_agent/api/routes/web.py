@@ -28,7 +28,7 @@ from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Services
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
 from sre_agent.domain.incident import unresolved_count
-from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, incident_view, safe_next, views
+from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, action_view, incident_view, safe_next, views
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
 from sre_agent.web.views import reveal_controls
 
@@ -161,7 +161,7 @@ async def dashboard_page(request: Request, services: Services,
         incidents.append(views.incident_row(inc, alerts, acts))
     resolved = [views.incident_row(i) for i in
                 (await store.list_incidents(status="resolved", limit=8)).items]
-    pending = [views.action_row(a) for a in
+    pending = [action_view.action_row(a) for a in
                await store.list_actions(status="pending_approval", limit=100)]
     audit = await _audit(request, services)
     audit_badge, audit_detail = views.audit_badge(audit)
@@ -172,9 +172,9 @@ async def dashboard_page(request: Request, services: Services,
         "components": views.component_rows(status),
         "incidents": incidents, "resolved": resolved, "pending": pending,
         "unresolved": unresolved_count(status["incidents"]),
-        "actions": [views.action_row(a) for a in await store.list_actions(limit=15)],
-        "effectiveness": views.effectiveness_rows(status["effectiveness"]),
-        "breakers": views.breaker_rows(await store.list_breakers()),
+        "actions": [action_view.action_row(a) for a in await store.list_actions(limit=15)],
+        "effectiveness": action_view.effectiveness_rows(status["effectiveness"]),
+        "breakers": action_view.breaker_rows(await store.list_breakers()),
         "audit": audit_badge, "audit_detail": audit_detail, "last_seq": last_seq,
     }
     return render(request, "dashboard.html", context, page="dashboard")
@@ -200,7 +200,7 @@ async def incident_page(request: Request, services: Services,
         "recover": views.fmt_duration(recover) if recover is not None else "not recovered yet",
         "group_key": views.clip(incident.get("group_key"), 500),
         "dx": incident_view.diagnosis_view(incident.get("diagnosis")),
-        "actions": [views.action_row(a) for a in actions],
+        "actions": [action_view.action_row(a) for a in actions],
         "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
         "last_seq": last_seq, "incident_id": incident_id,
     }
