@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sre_agent.domain.diagnosis import CONTAINER_ACTIONS
 from sre_agent.web.views import (
     ACTION_STATUS,
     BREAKER_STATE,
@@ -45,7 +46,12 @@ def _outcome(result: Mapping[str, Any] | None) -> str:
     return clip(f"failed: {result.get('error') or 'unknown error'}", 200)
 
 
-def _verification(result: Mapping[str, Any] | None, status: str) -> str:
+def _verification(result: Mapping[str, Any] | None, status: str, kind: str) -> str:
+    if kind not in CONTAINER_ACTIONS:
+        # Notify, escalate and silence tell people or Alertmanager: their delivery is the
+        # outcome, and there is nothing to verify afterwards.
+        return {"succeeded": "delivered: nothing to verify",
+                "failed": "not delivered"}.get(status, "—")
     check = (result or {}).get("verification")
     if isinstance(check, Mapping) and "ok" in check:
         if check.get("status") == "inconclusive":
@@ -66,7 +72,7 @@ def action_row(action: Mapping[str, Any]) -> ActionRow:
         pending=status == "pending_approval", decision=clip(action.get("decision_reason") or "—"),
         decided_by=clip(action.get("decided_by") or "—", 80),
         outcome=_outcome(action.get("result")),
-        verification=_verification(action.get("result"), status),
+        verification=_verification(action.get("result"), status, str(action.get("kind", ""))),
         updated_at=str(action.get("updated_at", "")), updated=fmt_time(action.get("updated_at")),
         confidence=f"{float(confidence):.2f}" if isinstance(confidence, int | float) else "—")
 
