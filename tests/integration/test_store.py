@@ -1,4 +1,5 @@
-"""The store on a real SQLite file: restarts keep state, tampering is caught, rebuilds agree."""
+"""The store on both back ends (a SQLite file and a real PostgreSQL 15 database, through the
+`store_url` fixture): restarts keep state, tampering is caught, rebuilds agree."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from sre_agent.api.app import create_app
 from sre_agent.domain.alertmanager import WebhookNotification
@@ -23,8 +25,10 @@ from tests.support.payloads import alert, notification
 pytestmark = pytest.mark.integration
 
 
-async def _post(settings_path: Path, payload: dict[str, object]) -> dict[str, object]:
-    app = create_app(make_settings(settings_path))
+async def _post(settings_path: Path, payload: dict[str, object],
+                url: str | None = None) -> dict[str, object]:
+    extra = {"database_url": url} if url else {}
+    app = create_app(make_settings(settings_path, **extra))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         r = await c.post("/webhook/alertmanager", json=payload)
@@ -32,13 +36,13 @@ async def _post(settings_path: Path, payload: dict[str, object]) -> dict[str, ob
         return dict(r.json())
 
 
-async def test_restart_on_same_file_keeps_state(tmp_path: Path) -> None:
-    first = await _post(tmp_path, notification())
-    second = await _post(tmp_path, notification())  # a new app on the same file
+async def test_restart_on_same_store_keeps_state(tmp_path: Path, store_url: str) -> None:
+    first = await _post(tmp_path, notification(), store_url)
+    second = await _post(tmp_path, notification(), store_url)  # a new app, the same store
     assert second["alerts_duplicate"] == 1 and second["incidents"] == first["incidents"]
-    third = await _post(tmp_path, notification([alert(status="resolved")]))
+    third = await _post(tmp_path, notification([alert(status="resolved")]), store_url)
     assert third["incidents"] == first["incidents"]
-    store = SqlEventStore(f"sqlite:///{tmp_path / 'agent.db'}")
+    store = SqlEventStore(store_url)
     try:
         incident = await store.get_incident(str(first["incidents"][0]))  # type: ignore[index]
         assert incident is not None and incident["status"] == "resolved"
@@ -52,25 +56,33 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
-async def test_tampering_is_detected_by_cli(tmp_path: Path) -> None:
-    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]))
-    db = tmp_path / "agent.db"
-    url = f"sqlite:///{db}"
+def _tamper(url: str, statement: str) -> None:
+    """Edit the log behind the store's back, as an attacker with database access would."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+async def test_tampering_is_detected_by_cli(tmp_path: Path, store_url: str) -> None:
+    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]),
+                store_url)
+    url = store_url
     ok = _cli("audit", "verify", "--database-url", url)
     assert ok.returncode == 0 and "4 events verified" in ok.stdout
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE events SET data = replace(data, 'target', 'TAMPERED') WHERE seq = 3")
+    _tamper(url, "UPDATE events SET data = replace(data, 'target', 'TAMPERED') WHERE seq = 3")
     bad = _cli("audit", "verify", "--database-url", url)
     assert bad.returncode == 1
     assert "broken at seq 3" in bad.stderr and "Traceback" not in bad.stderr
 
 
-async def test_deleted_event_is_detected(tmp_path: Path) -> None:
-    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]))
-    db = tmp_path / "agent.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("DELETE FROM events WHERE seq = 4")
-    store = SqlEventStore(f"sqlite:///{db}")
+async def test_deleted_event_is_detected(tmp_path: Path, store_url: str) -> None:
+    await _post(tmp_path, notification([alert(fingerprint=f"f{i}") for i in range(3)]),
+                store_url)
+    _tamper(store_url, "DELETE FROM events WHERE seq = 4")
+    store = SqlEventStore(store_url)
     try:
         result = await store.verify()
         assert not result.ok and result.first_break is not None
@@ -79,8 +91,8 @@ async def test_deleted_event_is_detected(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_rebuilt_projections_equal_live_ones(tmp_path: Path) -> None:
-    store = SqlEventStore(f"sqlite:///{tmp_path / 'x.db'}")
+async def test_rebuilt_projections_equal_live_ones(store_url: str) -> None:
+    store = SqlEventStore(store_url)
     try:
         for i in range(4):
             await store.ingest(WebhookNotification.model_validate(notification(
@@ -111,8 +123,8 @@ class RecordingStage:
         self.seen.append(work.id)
 
 
-async def test_unprocessed_incidents_resume_after_restart(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
+async def test_unprocessed_incidents_resume_after_restart(store_url: str) -> None:
+    url = store_url
     store = SqlEventStore(url)
     result = await store.ingest(WebhookNotification.model_validate(notification()))
     await store.close()  # "crash": nothing processed it
@@ -133,7 +145,9 @@ async def test_unprocessed_incidents_resume_after_restart(tmp_path: Path) -> Non
         await store.close()
 
 
-async def test_unwritable_store_answers_503_then_recovers(tmp_path: Path) -> None:
+async def test_unwritable_sqlite_store_answers_503_then_recovers(tmp_path: Path) -> None:
+    """SQLite: another process holds the write lock (PostgreSQL's outage is in
+    test_store_postgres.py: the server stopped under load)."""
     settings = make_settings(tmp_path)
     app = create_app(settings)
     db = tmp_path / "agent.db"
@@ -174,10 +188,10 @@ class FlakyStage:
             raise RuntimeError("store briefly unavailable")
 
 
-async def test_failed_runs_are_retried_with_backoff(tmp_path: Path) -> None:
+async def test_failed_runs_are_retried_with_backoff(store_url: str) -> None:
     import asyncio
 
-    store = SqlEventStore(f"sqlite:///{tmp_path / 'f.db'}")
+    store = SqlEventStore(store_url)
     stage = FlakyStage(failures=2)
     runner = PipelineRunner(store, [stage], workers=1, retry_base_s=0.05, retry_max_s=0.1)
     try:
@@ -195,9 +209,9 @@ async def test_failed_runs_are_retried_with_backoff(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_track_record_counts_only_finished_attempts(tmp_path: Path) -> None:
+async def test_track_record_counts_only_finished_attempts(store_url: str) -> None:
     """An action still being verified is neither a success nor a failure yet."""
-    store = SqlEventStore(f"sqlite:///{tmp_path / 't.db'}")
+    store = SqlEventStore(store_url)
     try:
         result = await store.ingest(WebhookNotification.model_validate(notification()))
         inc = result.touched[0]
