@@ -64,13 +64,13 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                         "not synced", "settings?", "changed", "reboot",
                         "schema", "plugins?", "misscheduled", "mis scheduled",
                         "migrations?", "unapplied", "not applied", "multiple running",
-                        "more than one running", "singleton")),
+                        "more than one running", "singleton", "disabled", "is enabled")),
     ("expr", F, 5, r"config_last_reload|reload_config|config_reload|configuration_reload|"
                    r"config_hash|config_success|_reload_success|last_reload"),
     ("expr", F, 6, r"timex_|node_time_seconds|clock_|_ntp_"),
     ("expr", F, 2, r"build_info|_version\b|count_values"),
     # capacity: storage filling up, quotas, planning
-    ("name", C, 5, _STORE + r"(?: \w+){0,3}? " + _FULL),
+    ("name", C, 5, _STORE + r"(?! io\b)(?: \w+){0,3}? " + _FULL),  # "disk io" is not space
     ("name", C, 6, _w("out of (?:disk|space|inodes|files)", "inodes?", "quotas?",
                       "overcommit\\w*", "disk space", "watermark", "will fill",
                       "may fill", "predicted (?:disk|low disk)", "no space")),
@@ -115,9 +115,11 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "lagging behind",
                       "rollout", "availability", "healthcheck", "probe failed")),
     ("name", A, 2, _w("status", "state", "health")),
-    ("name", A, 5, _w("(?:disk|disks|drive|drives|volume|volumes|device|devices) "
+    ("name", A, 5, _w("(?:disk|disks|drive|drives|volume|volumes|device|devices|network|"
+                      "interface|interfaces|nic|nics) "
                       "(?:failures?|failed|faults?)", "failed (?:disks?|drives?|volumes?|devices?)",
-                      "read ?only", "readonly", "not in sync", "out of sync")),
+                      "read ?only", "readonly", "not in sync", "out of sync",
+                      "scheduling disabled")),
     ("name", A, 4, _w("not (?:ingesting|processing|receiving|consuming|serving)",
                       "no new", "no (?:data|samples|records|documents|traffic|messages)")),
     ("name", A, 5, _w("raid", "edac", "smart", "ipmi", "hardware", "temperature",
@@ -130,7 +132,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                    r"_health\w*\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)"),
     ("expr", A, 2, r"restarts_total|restart_count|_restarts\b|status_phase|_ready\b|"
                    r"_unavailable|replicas_available|_leader|_quorum|up_time|_uptime|"
-                   r"_alive|members|node_systemd_unit_state|_online|kube_node_status_condition"),
+                   r"_alive|members|_peers\b|node_systemd_unit_state|_online|kube_node_status_condition"),
     # errors
     ("name", E, 3, _w("errors?", "errs?", "fail", "fails", "failed", "failing", "failures?",
                       "exceptions?", "panics?", "reject\\w*", "refus\\w*", "drop\\w*",
@@ -141,7 +143,8 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "blocked", "errored", "bad", "misses", "missed", "skipped", "nacks?",
                       "unacked", "uncollectable", "not completed", "circuit breaker",
                       "tripped", "evaluation failures")),
-    ("name", E, 6, _w("dead ?locks?", "backups?", "backed up", "not backed up")),
+    ("name", E, 6, _w("dead ?locks?", "not backed up")),
+    ("name", E, 4, _w("backups?", "backed up")),
     # a failure word on a countable thing: the count is of failures, not of load
     ("name", E, 5, _w("(?:rejected|dropped|failed|refused|aborted|terminated|discarded|"
                       "invalid|timed out) (?:\\w+ ){0,2}?(?:sessions?|connections?|requests?|"
@@ -163,7 +166,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "wait", "waiting", "long", "too long", "p9\\d", "percentile",
                       "backpressure\\w*", "backpressured", "stale", "took",
                       "seconds behind", "round trip", "rtt", "age too old", "too old",
-                      "jitter", "ping",
+                      "jitter", "ping", "stall\\w*",
                       "(?:scrape|query|queries|request|response|processing|execution|"
                       "evaluation|render|rendering|commit|flush|compaction|reconcile|"
                       "reconciliation|sync|write|read|fsync|handshake) times?")),
