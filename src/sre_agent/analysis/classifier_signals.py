@@ -80,9 +80,9 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
     ("name", C, 3, _w("near ?full", "nearly full", "almost full", "backfill full")),
     ("name", C, 4, _w("capacity", "will be full", "fill up", "fills up", "full in")),
     # address pools: IPs and subnets running out
-    ("name", C, 5, r"\b(?:low|free|available|exhaust\w*|run\w* out)\b[\w ]*?\b(?:ips|ipam|"
-                   r"ip addresses|subnets?)\b|\b(?:ipam|ips|ip addresses|subnets?)\b[\w ]*?"
-                   r"\b(?:exhaust\w*|low|full|used up)\b"),
+    ("name", C, 5, r"\b(?:low|free|available|exhaust\w*|run\w* out)(?: \w+){0,3}? "
+                   r"(?:ips|ipam|ip addresses|subnets?)\b|\b(?:ipam|ips|ip addresses|subnets?)"
+                   r"(?: \w+){0,3}? (?:exhaust\w*|low|full|used up)\b"),
     ("expr", C, 4, r"\bpredict_linear\b|_capacity_(?:used|free|avail|remaining|bytes)|"
                    r"capacity(?:remaining|used|free)"),
     ("expr", C, 5, r"node_filesystem_(?:avail|free|size|files)|kubelet_volume_stats|"
