@@ -73,6 +73,10 @@ def analysis(d: dict[str, Any]) -> list[str]:
         f"- rules engine over {r['scenarios']} scenarios x {r['repeats']}: p50 "
         f"{r['ms']['p50']} ms, p99 {r['ms']['p99']} ms (target p99 <= 2 ms): "
         f"{verdict(r['ms']['p99'] <= 2)}",
+        *([f"- rules engine CPU time (the thread's own, without time given to other "
+           f"processes; 1-minute load average {r['load_average_1m']} on {d['machine']['cores']} "
+           f"cores): p50 {r['cpu_ms']['p50']} ms, p99 {r['cpu_ms']['p99']} ms"]
+          if "cpu_ms" in r else []),
         f"- evidence, all collectors reachable (Prometheus, Docker, HTTP probe): p50 "
         f"{reach['p50']} ms, p99 {reach['p99']} ms (target <= 500 ms): "
         f"{verdict(reach['p99'] <= 500)}",
@@ -110,6 +114,9 @@ def corpus(d: dict[str, Any]) -> list[str]:
     lines += [f"- rules engine per corpus alert: p50 {e['p50']} ms, p99 {e['p99']} ms (n "
               f"{e['n']}, target p99 <= {t['p99_ms_max']} ms): "
               f"{verdict(e['p99'] <= t['p99_ms_max'])}",
+              *([f"- its CPU time (the thread's own; 1-minute load average "
+                 f"{e['load_average_1m']}): p50 {e['cpu_p50']} ms, p99 {e['cpu_p99']} ms"]
+                if "cpu_p99" in e else []),
               *[f"- {note}" for note in d.get("notes", [])], "",
               "<details><summary>Per family (collection: family as the collection groups "
               "it)</summary>", "",

@@ -37,6 +37,8 @@ SAMPLE = [
     ("kube-prometheus", "KubePodCrashLooping", "availability", False),  # not a Docker object
     ("kube-prometheus", "NodeNetworkReceiveErrs", "errors", False),
     ("awesome-prometheus-alerts", "JenkinsLastBuildFailed", "errors", False),  # classifier
+    ("monitoring-mixins", "HighRejectedSessionsForDeployment", "errors", False),  # round 2
+    ("monitoring-mixins", "CephFilesystemReadOnly", "availability", False),  # stateful
 ]
 
 

@@ -44,6 +44,23 @@ def test_expression_parts_separate_metrics_from_functions_and_labels() -> None:
     ("LedgerClockDrift", "x", Category.CONFIGURATION, "clock"),
     ("BillingApiLoginFailuresHigh", "x", Category.SECURITY, "login"),
     ("CheckoutQueueBacklogHigh", "x", Category.SATURATION, "queue"),
+    # round 2: general causes of the monitoring-mixins misses (invented names again)
+    ("WidgetPoolLowCapacity", "x", Category.CAPACITY, "capacity"),
+    ("FooBar", "predict_linear(widget_pool_used_ratio[2d], 86400 * 5) > 0.95",
+     Category.CAPACITY, "predict_linear"),
+    ("MeshAgentSubnetIpsExhausted", "x", Category.CAPACITY, "ips exhausted"),
+    ("StoreHighDiskFailures", "x", Category.AVAILABILITY, "disk failures"),
+    ("LedgerVolumeReadOnly", "x", Category.AVAILABILITY, "read only"),
+    ("ShardMirrorOutOfSync", "x", Category.AVAILABILITY, "out of sync"),
+    ("GatewayHighRejectedSessions", "sum(rate(gw_rejected_sessions_total[5m])) > 3",
+     Category.ERRORS, "rejected sessions"),
+    ("LedgerCompactorHasNotCleanedUpBlocks", "x", Category.ERRORS, "has not cleaned"),
+    ("OrdersQueriesIncorrect", "x", Category.ERRORS, "incorrect"),
+    ("BillingHighScrapeTime", "x", Category.LATENCY, "scrape time"),
+    ("FooBar", "billing_render_time_ms > 100", Category.LATENCY, "_time_ms"),
+    ("StoreWriteStallHigh", "x", Category.LATENCY, "stall"),
+    ("BillingMigrationsUnapplied", "x", Category.CONFIGURATION, "migrations"),
+    ("WidgetVolumeSizeMismatch", "x", Category.CONFIGURATION, "mismatch"),
 ])
 def test_general_signals(name: str, expr: str, category: Category, decided_by: str) -> None:
     k = classify(name, [expr], {})
@@ -99,3 +116,11 @@ def test_a_classified_diagnosis_only_notifies_or_escalates(severity: str) -> Non
     want = ActionKind.ESCALATE if severity == "critical" else ActionKind.NOTIFY
     assert [a.kind for a in d.proposed_actions] == [want]
     assert d.summary.startswith("WidgetIngestErrorsIncreasing: web web:80 is failing")
+
+
+def test_url_hosts_and_io_in_annotations_are_not_words() -> None:
+    """'thanos.io' in a runbook URL is not I/O saturation; 'disk I/O' is not disk space."""
+    k = classify("FooBar", ["x"], {"runbook_url": "https://thanos.io/tip/operating/x.md"})
+    assert k.category == Category.UNKNOWN, k
+    k = classify("FooBar", ["x"], {"description": "Disk I/O high on the node"})
+    assert k.category != Category.CAPACITY, k

@@ -96,6 +96,14 @@ def test_a_redis_memory_leak_is_not_restarted(rules: RulesAnalyzer) -> None:
     ("HAProxyBackendDown", "haproxy_backend_up == 0", Category.AVAILABILITY),
     ("WidgetAuthFailuresHigh", "increase(widget_auth_failures_total[5m]) > 3",
      Category.SECURITY),
+    # round 2: availability that a restart does not fix, and capacity without storage words
+    ("LedgerFilesystemReadOnly", 'ledger_health{check="read_only"} > 0', Category.AVAILABILITY),
+    ("StoreHighDiskFailures", "store_disk_failures_total > 0", Category.AVAILABILITY),
+    ("ShardMirrorImagesOutOfSync", "shard_mirror_images_unsynced > 0", Category.AVAILABILITY),
+    ("WidgetNodeHasRebooted", "widget_node_uptime_seconds < 600", Category.AVAILABILITY),
+    ("MeshSubnetIpsExhausted", "mesh_ipam_ips_available <= 0", Category.CAPACITY),
+    ("WidgetPoolGrowth", "predict_linear(widget_pool_used_ratio[2d], 432000) > 0.95",
+     Category.CAPACITY),
 ])
 def test_never_a_container_action_for_these(rules: RulesAnalyzer, name: str, expr: str,
                                             category: Category) -> None:

@@ -34,6 +34,9 @@ __all__ = ["Classification", "classify", "name_words"]
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}", re.S)
+# A URL's scheme and host say nothing about the alert ("thanos.io", "runbooks.example.com").
+_IO = re.compile(r"\bI/O\b", re.I)
+_URL_HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s]*", re.I)
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
@@ -83,7 +86,8 @@ def _text_words(annotations: dict[str, str]) -> str:
     parts = []
     for key, value in annotations.items():
         if key in ("summary", "description", "message", "runbook_url", "runbook"):
-            text = _TEMPLATE.sub(" ", str(value)[:_MAX_TEXT])
+            text = _URL_HOST.sub(" ", _TEMPLATE.sub(" ", str(value)[:_MAX_TEXT]))
+            text = _IO.sub("io", text)
             text = re.sub(r"\b(VALUE|LABELS)\s*=", " ", text)
             parts.append(" ".join(w.lower() for w in re.findall(r"[A-Za-z]+|\d+", text)))
     return " " + " ".join(parts) + " "

@@ -37,10 +37,11 @@ def _w(*words: str) -> str:
 
 
 _STORE = _w("disk", "disks", "filesystem", "filesystems", "fs", "volume", "volumes", "storage",
-            "pvc", "tablespace", "ledger", "space", "partition", "data dir", "wal", "files")
+            "pvc", "tablespace", "ledger", "space", "partition", "data dir", "wal", "files",
+            "hdfs", "brick", "bricks")
 _FULL = _w("full", "fill", "fills", "filling", "space", "free", "avail\\w*", "usage", "used",
-           "low", "out", "left", "capacity", "size", "exhaust\\w*", "watermark", "near\\w*",
-           "almost", "critical", "high", "running out")
+           "low", "out", "left", "capacity", "size(?! mismatch)", "utili[sz]ation",
+           "exhaust\\w*", "watermark", "near\\w*", "almost", "critical", "high", "running out")
 
 _TABLE: list[tuple[Source, Category, float, str]] = [
     # security: certificates first, then access
@@ -61,13 +62,15 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                         "inconsistent", "version", "versions", "deviations?", "outdated",
                         "deprecat\\w*", "duplicate", "invalid", "overrides", "drift",
                         "not synced", "settings?", "changed", "reboot",
-                        "schema", "plugins?", "misscheduled", "mis scheduled")),
+                        "schema", "plugins?", "misscheduled", "mis scheduled",
+                        "migrations?", "unapplied", "not applied", "multiple running",
+                        "more than one running", "singleton", "disabled", "is enabled")),
     ("expr", F, 5, r"config_last_reload|reload_config|config_reload|configuration_reload|"
                    r"config_hash|config_success|_reload_success|last_reload"),
     ("expr", F, 6, r"timex_|node_time_seconds|clock_|_ntp_"),
     ("expr", F, 2, r"build_info|_version\b|count_values"),
     # capacity: storage filling up, quotas, planning
-    ("name", C, 5, _STORE + r"[\w ]*?" + _FULL),
+    ("name", C, 5, _STORE + r"(?! io\b)(?: \w+){0,3}? " + _FULL),  # "disk io" is not space
     ("name", C, 6, _w("out of (?:disk|space|inodes|files)", "inodes?", "quotas?",
                       "overcommit\\w*", "disk space", "watermark", "will fill",
                       "may fill", "predicted (?:disk|low disk)", "no space")),
@@ -75,6 +78,13 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "waste\\w*", "unused", "idle", "low cpu", "low memory", "spend",
                       "cost")),
     ("name", C, 3, _w("near ?full", "nearly full", "almost full", "backfill full")),
+    ("name", C, 4, _w("capacity", "will be full", "fill up", "fills up", "full in")),
+    # address pools: IPs and subnets running out
+    ("name", C, 5, r"\b(?:low|free|available|exhaust\w*|run\w* out)(?: \w+){0,3}? "
+                   r"(?:ips|ipam|ip addresses|subnets?)\b|\b(?:ipam|ips|ip addresses|subnets?)"
+                   r"(?: \w+){0,3}? (?:exhaust\w*|low|full|used up)\b"),
+    ("expr", C, 4, r"\bpredict_linear\b|_capacity_(?:used|free|avail|remaining|bytes)|"
+                   r"capacity(?:remaining|used|free)"),
     ("expr", C, 5, r"node_filesystem_(?:avail|free|size|files)|kubelet_volume_stats|"
                    r"_fs_(?:avail|free|size|usage|used|limit)|disk_(?:free|avail|used|usage|"
                    r"total|size)|_storage_(?:free|avail|used|capacity|size)|filesystem_|"
@@ -99,11 +109,17 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "(?:container|containers|pod|pods) (?:waiting|pending)",
                       "(?:service|services|unit|units|daemon|process|processes) failed")),
     ("name", A, 4, _w("restarts?", "restarted", "restarting", "leader\\w*", "quorum\\w*",
-                      "red", "yellow", "readiness", "replicas", "under replicated",
+                      "red", "yellow", "readiness", "replicas", "isr", "under replicated",
                       "empty", "insufficient", "in error state", "not enough", "power off",
-                      "uptime", "pending pods?", "unschedulable", "lagging behind",
+                      "uptime", "rebooted", "has rebooted", "pending pods?", "unschedulable",
+                      "lagging behind",
                       "rollout", "availability", "healthcheck", "probe failed")),
     ("name", A, 2, _w("status", "state", "health")),
+    ("name", A, 5, _w("(?:disk|disks|drive|drives|volume|volumes|device|devices|network|"
+                      "interface|interfaces|nic|nics) "
+                      "(?:failures?|failed|faults?)", "failed (?:disks?|drives?|volumes?|devices?)",
+                      "read ?only", "readonly", "not in sync", "out of sync",
+                      "scheduling disabled")),
     ("name", A, 4, _w("not (?:ingesting|processing|receiving|consuming|serving)",
                       "no new", "no (?:data|samples|records|documents|traffic|messages)")),
     ("name", A, 5, _w("raid", "edac", "smart", "ipmi", "hardware", "temperature",
@@ -116,7 +132,7 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                    r"_health\w*\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)"),
     ("expr", A, 2, r"restarts_total|restart_count|_restarts\b|status_phase|_ready\b|"
                    r"_unavailable|replicas_available|_leader|_quorum|up_time|_uptime|"
-                   r"_alive|members|node_systemd_unit_state|_online|kube_node_status_condition"),
+                   r"_alive|members|_peers\b|node_systemd_unit_state|_online|kube_node_status_condition"),
     # errors
     ("name", E, 3, _w("errors?", "errs?", "fail", "fails", "failed", "failing", "failures?",
                       "exceptions?", "panics?", "reject\\w*", "refus\\w*", "drop\\w*",
@@ -127,24 +143,36 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "blocked", "errored", "bad", "misses", "missed", "skipped", "nacks?",
                       "unacked", "uncollectable", "not completed", "circuit breaker",
                       "tripped", "evaluation failures")),
-    ("name", E, 6, _w("dead ?locks?", "backups?", "backed up", "not backed up")),
-    ("name", E, 4, _w("(?:has|have) not (?:run|shipped|uploaded|updated|synced|completed|"
-                      "triggered|been \\w+)", "never (?:run|ran|shipped|uploaded)",
-                      "not (?:shipped|uploaded|run|updated)")),
+    ("name", E, 6, _w("dead ?locks?", "not backed up")),
+    ("name", E, 4, _w("backups?", "backed up")),
+    # a failure word on a countable thing: the count is of failures, not of load
+    ("name", E, 5, _w("(?:rejected|dropped|failed|refused|aborted|terminated|discarded|"
+                      "invalid|timed out) (?:\\w+ ){0,2}?(?:sessions?|connections?|requests?|"
+                      "messages?|queries|query|writes|reads|packets|samples|spans|events|"
+                      "jobs|tasks|responses?|calls|runs?|collections?|operations?|attempts?)",
+                      "incorrect", "wrong", "unshipped")),
+    ("name", E, 4, _w("(?:has|have) not (?:successfully )?(?:run|ran|shipped|uploaded|updated|"
+                      "synced|sync|completed|triggered|cleaned|scan|scanned|compacted|"
+                      "flushed|been \\w+)", "never (?:run|ran|shipped|uploaded)",
+                      "not (?:shipped|uploaded|run|updated|cleaning|cleaned|compacting)")),
     ("expr", E, 3, r"errors?|_errs|_failed|_failures?|_fail\b|_fails_|exception|panic|"
                    r"rejected|dropped|_drops|refused|timeouts?|"
                    r"(?:code|status|status_code|response_code)\s*=~?\s*\"[45]|5xx|4xx|"
-                   r"_retries|deadlock|rollback|corrupt|discarded"),
+                   r"_retries|deadlock|rollback|corrupt|discarded|duplicates?_total|"
+                   r"out_of_order|(?:result|outcome)\s*=~?\s*\"(?:fail|failed|failure|error)"),
     # latency
     ("name", L, 3, _w("latency", "latencies", "slow\\w*", "duration", "durations",
                       "response time", "lag", "lags", "lagging", "delay\\w*", "behind",
                       "wait", "waiting", "long", "too long", "p9\\d", "percentile",
                       "backpressure\\w*", "backpressured", "stale", "took",
                       "seconds behind", "round trip", "rtt", "age too old", "too old",
-                      "jitter", "ping")),
+                      "jitter", "ping", "stall\\w*",
+                      "(?:scrape|query|queries|request|response|processing|execution|"
+                      "evaluation|render|rendering|commit|flush|compaction|reconcile|"
+                      "reconciliation|sync|write|read|fsync|handshake) times?")),
     ("expr", L, 4, r"_duration_seconds|_latency|histogram_quantile|_lag\b|_lag_|_lag\w*|"
                    r"seconds_behind|_delay|response_time|_wait_|_rtt|_age_seconds|"
-                   r"_time_seconds_(?:sum|bucket)"),
+                   r"_time_seconds_(?:sum|bucket)|_time_ms\b|_duration_ms|_latency_ms"),
     # saturation: a resource in use near its limit right now
     ("name", S, 3, _w("cpu", "cpus", "vcpu\\w*", "memory", "mem", "heap", "rss", "swap",
                       "load", "iowait", "io wait", "steal", "throttl\\w*", "saturat\\w*",
@@ -156,11 +184,12 @@ _TABLE: list[tuple[Source, Category, float, str]] = [
                       "context switch\\w*", "nat table", "table full", "processes",
                       "cores", "buffers?", "allocation", "cardinality", "series",
                       "request rate", "query rate", "rate limit\\w*", "limit hit",
-                      "io", "network", "busy", "churn", "maxed", "max children", "calls",
+                      "io", "busy", "churn", "maxed", "max children", "calls",
                       "messages", "ready messages", "clients", "slots",
                       "shards", "tasks", "fragmentation", "map pressure", "oom",
                       "evict\\w*")),
     ("name", S, 2.5, _w("too many")),
+    ("name", S, 1.5, _w("network")),
     ("name", S, 1, _w("usage", "high", "too large", "max", "limit", "limits",
                       "spike", "spikes", "large", "growing", "growth", "increasing",
                       "rising", "near limit", "reaching limit", "count high")),
