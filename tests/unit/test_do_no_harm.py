@@ -121,3 +121,19 @@ def test_the_alert_value_fills_the_summary(rules: RulesAnalyzer) -> None:
     assert d.runbook == "postgres" and d.category == Category.SATURATION
     assert d.summary.endswith("(value 93.25)") and "PostgreSQL c1:80" in d.summary
     assert "max_connections" in d.probable_cause
+
+
+@pytest.mark.parametrize(("name", "expr"), [
+    ("WorkerScaledDown", "kube_deployment_status_replicas < 2"),
+    ("AppSlowDown", "rate(app_requests_total[5m]) < 1"),
+    ("ServiceStepDown", "app_leader_changes_total > 3"),
+    ("ApiDownscaled", "app_replicas < app_replicas_desired"),
+])
+def test_down_that_is_no_outage_never_restarts_a_running_container(
+        rules: RulesAnalyzer, name: str, expr: str) -> None:
+    """'Scaled down', 'slow down', 'step down': the subject is not down; a restart of the
+    running container cannot help."""
+    from sre_agent.analysis.classifier import classify
+
+    assert not classify(name, [expr]).down
+    assert not kinds(rules, ctx(name, expr), docker()) & CONTAINER_ACTIONS

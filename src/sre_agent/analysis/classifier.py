@@ -22,6 +22,7 @@ from sre_agent.analysis.classifier_signals import (
     DOWN_EXPR,
     DOWN_WORDS,
     FAMILIES,
+    NOT_DOWN,
     NOT_RESTARTABLE,
     PRECEDENCE,
     SIGNALS,
@@ -133,7 +134,8 @@ def _classify(alertname: str, expr: str, text: str) -> Classification:
     scores, why = _score(sources)
     family = _family(words, metrics)
     down = (bool(DOWN_WORDS.search(words)) or bool(expr and DOWN_EXPR.search(" ".join(
-        expr.split())))) and not NOT_RESTARTABLE.search(words) and family != "kubernetes"
+        expr.split())))) and not NOT_RESTARTABLE.search(words) and family != "kubernetes" \
+        and not NOT_DOWN.search(words)
     if not scores:
         return Classification(Category.UNKNOWN, 0.1, "no known words or metrics", family,
                               family in STATEFUL, down)

@@ -258,6 +258,9 @@ DOWN_WORDS = re.compile(_w("down", "unreachable", "unavailable", "unhealthy", "d
 DOWN_EXPR = re.compile(r"(?:^|[^\w])up\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)|"
                        r"\w_up\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1|!=\s*1)|"
                        r"probe_success\s*(?:\{[^}]*\})?\s*(?:==\s*0|<\s*1)")
+# "down" that is no outage: scaling, slowing, sampling, stepping down. A restart never helps.
+NOT_DOWN = re.compile(r"\b(?:scal\w*|slow\w*|step\w*|cool\w*|count\w*|wind\w*) down\b|"
+                      r"\bdown ?(?:scal\w*|sampl\w*|grad\w*|stream\w*|load\w*|time)\b")
 # Down, yet not something a container restart fixes: links, hardware, replication, networks.
 NOT_RESTARTABLE = re.compile(_w(
     "link", "links", "interface", "interfaces", "switch", "bond", "bonding", "network",
