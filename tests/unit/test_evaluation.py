@@ -138,3 +138,16 @@ def test_cli_eval_default_dir_is_relative_to_cwd(monkeypatch: pytest.MonkeyPatch
     assert main(["eval"]) == 0
     monkeypatch.chdir(tmp_path)
     assert main(["eval"]) == 2
+
+
+def test_no_summary_repeats_a_word(suite: list[Scenario]) -> None:
+    """'target target 127.0.0.1:28080 is down': a template word and a label value that say
+    the same thing. No rendered summary or cause repeats a word back to back."""
+    import re
+
+    doubled = re.compile(r"\b(\w+) \1\b", re.IGNORECASE)
+    rules = RulesAnalyzer()
+    for s in suite:
+        d = rules.analyse_sync(s.context(), s.targets, s.evidence)
+        for text in (d.summary, d.probable_cause):
+            assert not doubled.search(text), (s.name, text)
