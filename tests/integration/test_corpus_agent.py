@@ -5,7 +5,6 @@ comes from the Docker engine instead of a fake."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,12 @@ from sre_agent.api.app import create_app
 from sre_agent.bootstrap import build_services
 from tests.conftest import make_settings
 from tests.corpus.harness import load_rules
-from tests.support.components import require_docker
-from tests.support.docker_helpers import ContainerJanitor, docker_client
+from tests.support.docker_helpers import (  # noqa: F401 (fixtures)
+    ContainerJanitor,
+    client_fixture,
+    docker_client,
+    janitor_fixture,
+)
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -42,13 +45,6 @@ SAMPLE = [
 ]
 
 
-@pytest.fixture
-def janitor() -> Iterator[ContainerJanitor]:
-    require_docker()
-    client = docker_client()
-    with ContainerJanitor(client) as j:
-        yield j
-    client.close()
 
 
 def payload(rule: dict[str, Any], container: str, i: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,14 @@ from sre_agent.api.app import create_app
 from sre_agent.bootstrap import build_backends, build_services
 from sre_agent.domain.diagnosis import ActionKind
 from tests.conftest import make_settings
-from tests.support.components import free_port, require_docker
-from tests.support.docker_helpers import ContainerJanitor, docker_client, wait_until
+from tests.support.components import free_port
+from tests.support.docker_helpers import (  # noqa: F401 (fixtures)
+    ContainerJanitor,
+    client_fixture,
+    docker_client,
+    janitor_fixture,
+    wait_until,
+)
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -31,13 +37,6 @@ MANAGED = {"sre-agent.managed": "true"}
 LOOP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 
 
-@pytest.fixture
-def janitor() -> Iterator[ContainerJanitor]:
-    require_docker()
-    client = docker_client()
-    with ContainerJanitor(client) as j:
-        yield j
-    client.close()
 
 
 def started_at(container: Any) -> str:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from sre_agent.cli.common import fail, load_settings
+from sre_agent.cli.common import fail, settings_for_database
 
 
 def register(sub: Any) -> None:
@@ -21,8 +21,7 @@ def register(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    overrides = {"database_url": args.database_url} if args.database_url else {}
-    settings = load_settings(**overrides)
+    settings = settings_for_database(args)
     if settings is None:
         return None
     from sre_agent.store.sql import SqlEventStore

@@ -14,6 +14,12 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+def settings_for_database(args: object) -> Settings | None:
+    """Settings with ``--database-url`` (when given) in place of SRE_AGENT_DATABASE_URL."""
+    url = getattr(args, "database_url", None)
+    return load_settings(**({"database_url": url} if url else {}))
+
+
 def load_settings(**overrides: object) -> Settings | None:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
