@@ -30,6 +30,20 @@ class StructuredOutputMethod(StrEnum):
     JSON_MODE = "json_mode"
 
 
+class Investigation(StrEnum):
+    """How the model may call the read-only tools before it answers."""
+
+    AUTO = "auto"  # native for api.openai.com (no base_url), prompted for any other server
+    NATIVE = "native"  # the API's tool calls (bind_tools)
+    PROMPTED = "prompted"  # a small JSON protocol inside the answer (models without tool calls)
+    OFF = "off"
+
+
+# Sent to a server configured by BASE_URL alone: local servers (llama.cpp, Ollama) need no key,
+# but the OpenAI client insists on one.
+LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
+
+
 class LLMSettings(BaseModel):
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -38,14 +52,52 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=1, ge=0, le=10)
     structured_output_method: StructuredOutputMethod = StructuredOutputMethod.JSON_SCHEMA
     max_tool_calls: int = Field(default=6, ge=0, le=50)
+    max_output_tokens: int = Field(default=512, ge=16, le=32768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = Field(default=None, ge=0)
+    investigation: Investigation = Investigation.AUTO
+    combine_with_rules: bool = True
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300.0, ge=0)
     calls_per_minute: int = Field(default=30, ge=1)
     max_tokens_per_incident: int = Field(default=20000, ge=100)
 
+    @field_validator("api_key")
+    @classmethod
+    def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # empty = unset
+        raw = value.get_secret_value().strip()
+        if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 8:
+            raise ValueError(
+                "SRE_AGENT_LLM__API_KEY is a placeholder or shorter than 8 characters; set a "
+                "real key, or leave it unset for a local server (BASE_URL alone is enough)")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _empty_base_url(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @property
     def enabled(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value())
+        """An API key or a base URL (a local server needs no key) turns the LLM on."""
+        return self.api_key is not None or self.base_url is not None
+
+    @property
+    def effective_api_key(self) -> SecretStr:
+        """The key to send: the configured one, else a placeholder for a keyless local server."""
+        return self.api_key if self.api_key is not None else SecretStr(LOCAL_PLACEHOLDER_KEY)
+
+    @property
+    def investigation_mode(self) -> Investigation:
+        """``auto`` resolved: native tool calls on OpenAI itself, the prompted protocol on other
+        servers (small local models write tool calls as text), nothing with no tool budget."""
+        if self.max_tool_calls == 0:
+            return Investigation.OFF
+        if self.investigation is Investigation.AUTO:
+            return Investigation.NATIVE if self.base_url is None else Investigation.PROMPTED
+        return self.investigation
 
 
 def is_loopback(host: str) -> bool:

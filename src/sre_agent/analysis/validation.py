@@ -119,9 +119,28 @@ class LLMDiagnosis(BaseModel):
     requires_immediate_action: bool = Field(default=False)
 
 
+# Bounds written into the schema: servers that enforce the schema with a grammar (llama.cpp,
+# vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
+_SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
+    "summary": {"maxLength": 300}, "probable_cause": {"maxLength": 300},
+    "evidence": {"maxItems": 3}, "proposed_actions": {"maxItems": 3},
+}
+
+
 def llm_output_json_schema() -> dict[str, Any]:
-    """``LLMDiagnosis`` as a JSON schema dict (what ``with_structured_output`` is given)."""
-    return LLMDiagnosis.model_json_schema()
+    """``LLMDiagnosis`` as a JSON schema dict (what ``with_structured_output`` is given), with
+    length bounds on the free-text fields and lists."""
+    schema = LLMDiagnosis.model_json_schema()
+    props = schema.get("properties", {})
+    for name, bounds in _SCHEMA_BOUNDS.items():
+        if name in props:
+            props[name].update(bounds)
+    if isinstance(props.get("evidence", {}).get("items"), dict):
+        props["evidence"]["items"]["maxLength"] = 200
+    action = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
+    if "reason" in action:
+        action["reason"]["maxLength"] = 200
+    return schema
 
 
 # --- coercion of the model's raw answer --------------------------------------------------------
