@@ -89,8 +89,10 @@ def build_analyzer(settings: Settings, engine: str,
     if not settings.llm.enabled:
         raise ValueError(f"--engine {engine} needs SRE_AGENT_LLM__BASE_URL (a local server) "
                          "or SRE_AGENT_LLM__API_KEY")
-    return FallbackAnalyzer.from_settings(settings.llm, rules, tools=tools,
-                                          combine=engine == "combined")
+    # One scenario at a time, on purpose: the production calls-per-minute budget would only
+    # turn part of the run into rules fallbacks.
+    llm = settings.llm.model_copy(update={"calls_per_minute": 1_000_000})
+    return FallbackAnalyzer.from_settings(llm, rules, tools=tools, combine=engine == "combined")
 
 
 def build_backends(settings: Settings) -> dict[ActionKind, ActionBackend]:

@@ -6,7 +6,7 @@ import ipaddress
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sre_agent.domain.diagnosis import ActionKind
@@ -45,6 +45,8 @@ LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
 
 
 class LLMSettings(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never echo the key
+
     api_key: SecretStr | None = None
     base_url: str | None = None
     model: str = "gpt-4o-mini"
@@ -64,15 +66,20 @@ class LLMSettings(BaseModel):
 
     @field_validator("api_key")
     @classmethod
-    def _refuse_placeholder_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None  # empty = unset
-        raw = value.get_secret_value().strip()
-        if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 8:
-            raise ValueError(
-                "SRE_AGENT_LLM__API_KEY is a placeholder or shorter than 8 characters; set a "
-                "real key, or leave it unset for a local server (BASE_URL alone is enough)")
-        return value
+    def _empty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_key(self) -> Self:
+        # After validation, so that the error's input is the model (key masked), not the key.
+        if self.api_key is not None:
+            raw = self.api_key.get_secret_value().strip()
+            if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 8:
+                raise ValueError(
+                    "SRE_AGENT_LLM__API_KEY is a placeholder or shorter than 8 characters; set "
+                    "a real key, or leave it unset for a local server (BASE_URL alone is "
+                    "enough)")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -112,7 +119,7 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SRE_AGENT_", env_nested_delimiter="__", env_file=".env",
-        env_file_encoding="utf-8", extra="ignore",
+        env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True,
     )
 
     host: str = "127.0.0.1"

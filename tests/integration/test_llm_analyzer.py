@@ -510,6 +510,6 @@ async def test_langchain_tools_refuse_other_containers_and_truncate() -> None:
     assert [t.name for t in build_langchain_tools(fake, [])] == ["query_prometheus"]
 
 
-def test_analyzer_refuses_to_start_without_a_key() -> None:
-    with pytest.raises(ValueError, match="API key"):
+def test_analyzer_refuses_to_start_without_a_key_or_a_url() -> None:
+    with pytest.raises(ValueError, match="BASE_URL"):
         LangChainAnalyzer(LLMSettings())
