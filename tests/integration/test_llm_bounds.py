@@ -14,9 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from sre_agent.analysis.llm import LangChainAnalyzer, LLMHTTPError, LLMTimeout, retryable
+from sre_agent.analysis.llm import (
+    LangChainAnalyzer,
+    LLMHTTPError,
+    LLMInvalidOutput,
+    LLMTimeout,
+    retryable,
+)
 from sre_agent.config import LLMSettings
 from sre_agent.domain.diagnosis import Engine
 from tests.integration.test_llm_analyzer import (
@@ -142,7 +147,7 @@ async def test_prompted_tool_round(openai_server: OpenAIServer) -> None:
 
     assert tools.logs == [("api", 20)] and tools.states == ["api"]
     assert [c["tool"] for c in diagnosis.tool_calls] == ["container_logs", "container_state"]
-    first, second, third, final = openai_server.requests
+    first, second, _third, final = openai_server.requests
     # No native tools are offered; the protocol is in the static system prompt and the round
     # asks for JSON of the protocol's schema.
     assert "tools" not in first.body
@@ -178,7 +183,7 @@ async def test_prompted_rounds_are_bounded_by_max_tool_calls(
     tools = FakeTools()
     analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted",
                                               max_tool_calls=2), tools)
-    with pytest.raises(Exception):  # noqa: B017 - the final answer is a tool request: invalid
+    with pytest.raises(LLMInvalidOutput, match="missing summary"):  # a tool request, again
         await analyzer.analyse(make_ctx(), TARGETS, EVIDENCE)
     assert tools.queries == ["up", "up"]
     assert len(openai_server.requests) == 3  # two rounds, one final request

@@ -16,8 +16,8 @@ from sre_agent.domain.diagnosis import (
     ProposedAction,
 )
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
-from sre_agent.domain.policy import GateState, Outcome, Policy, Proposal, decide
 from sre_agent.domain.incident import Mode
+from sre_agent.domain.policy import GateState, Outcome, Policy, Proposal, decide
 
 START = ProposedAction(kind=ActionKind.START_CONTAINER, target="api", reason="exited")
 RESTART = ProposedAction(kind=ActionKind.RESTART_CONTAINER, target="api", reason="hung")
