@@ -183,6 +183,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      verdict_list),
     ("time_to_recover", "Time to recover, crash scenario, real Prometheus + Alertmanager",
      "benchmarks/time_to_recover.py", ttr),
+    ("time_to_recover_llm", "Time to recover with the LLM on (combined engine, the 1.5B model)",
+     "benchmarks/time_to_recover.py --llm-url ...", ttr),
 ]
 
 
