@@ -59,6 +59,9 @@ def test_disabled_state() -> None:
 
 
 def test_third_party_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
     configure_logging("json", "INFO")
     try:
         logging.getLogger("openai._base_client").info(
@@ -67,8 +70,9 @@ def test_third_party_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> N
         structlog.get_logger("sre_agent.test").info("own_event", api_key="sk-secret-123")
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         parsed: list[dict[str, Any]] = [json.loads(line) for line in lines]
-    finally:
-        logging.getLogger().handlers.clear()
+    finally:  # the rest of the suite logs to its own streams
+        structlog.configure(**saved)
+        root.handlers, root.level = saved_handlers, saved_level
     assert parsed[0]["logger"] == "openai._base_client"
     assert parsed[0]["event"].startswith("Retrying request to /chat/completions")
     assert parsed[0]["level"] == "info" and "timestamp" in parsed[0]
