@@ -59,6 +59,7 @@ class LLMSettings(BaseModel):
     seed: int | None = Field(default=None, ge=0)
     investigation: Investigation = Investigation.AUTO
     combine_with_rules: bool = True
+    prime_prompt_cache: bool | None = None  # None = auto: on when BASE_URL is set
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300.0, ge=0)
     calls_per_minute: int = Field(default=30, ge=1)
@@ -95,6 +96,14 @@ class LLMSettings(BaseModel):
     def effective_api_key(self) -> SecretStr:
         """The key to send: the configured one, else a placeholder for a keyless local server."""
         return self.api_key if self.api_key is not None else SecretStr(LOCAL_PLACEHOLDER_KEY)
+
+    @property
+    def primes_prompt_cache(self) -> bool:
+        """Re-state the static system prompt before each analysis (see ``analysis/llm.py``):
+        a local server's prompt cache then never changes the answer. Auto: with a base URL."""
+        if self.prime_prompt_cache is None:
+            return self.base_url is not None
+        return self.prime_prompt_cache
 
     @property
     def investigation_mode(self) -> Investigation:

@@ -71,7 +71,7 @@ def settings_for(server: OpenAIServer, **overrides: Any) -> LLMSettings:
     values: dict[str, Any] = {
         "api_key": SecretStr(API_KEY), "base_url": server.url, "model": "scripted-model",
         "timeout_s": 5.0, "max_retries": 0, "max_tool_calls": 4, "investigation": "native",
-        **overrides}
+        "prime_prompt_cache": False, **overrides}
     return LLMSettings(**values)
 
 

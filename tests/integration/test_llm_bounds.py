@@ -62,6 +62,27 @@ async def test_every_request_is_bounded_and_deterministic(openai_server: OpenAIS
         assert body["temperature"] == 0.0 and body["seed"] == 7
 
 
+async def test_each_analysis_first_primes_the_prompt_cache(openai_server: OpenAIServer) -> None:
+    openai_server.script([content("x"), answer(GOOD)])
+    settings = LLMSettings(base_url=openai_server.url, model="local", investigation="off",
+                           max_retries=0)
+    assert settings.primes_prompt_cache  # auto: on for a local server
+    diagnosis = await LangChainAnalyzer(settings).analyse(make_ctx(), TARGETS, EVIDENCE)
+    prime, real = openai_server.requests
+    assert [m["role"] for m in prime.messages] == ["system"]
+    assert prime.body["max_completion_tokens"] == 1
+    assert prime.messages[0] == real.messages[0]  # exactly the real request's prefix
+    assert diagnosis.tokens == 120  # the prime's tokens are not the incident's
+
+
+async def test_a_failed_prime_does_not_fail_the_analysis(openai_server: OpenAIServer) -> None:
+    openai_server.script([http_error(500), answer(GOOD)])
+    settings = LLMSettings(base_url=openai_server.url, model="local", investigation="off",
+                           max_retries=0)
+    diagnosis = await LangChainAnalyzer(settings).analyse(make_ctx(), TARGETS, EVIDENCE)
+    assert diagnosis.engine is Engine.LLM and len(openai_server.requests) == 2
+
+
 async def test_the_static_system_prompt_comes_first_and_never_changes(
         openai_server: OpenAIServer) -> None:
     openai_server.script([answer(GOOD), answer(GOOD)])
@@ -114,7 +135,7 @@ def test_retryable_is_false_for_timeouts() -> None:
 
 async def test_connection_refused_is_retried_then_fails() -> None:
     settings = LLMSettings(base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=2,
-                           timeout_s=2, investigation="off")
+                           timeout_s=2, investigation="off", prime_prompt_cache=False)
     started = time.monotonic()
     with pytest.raises(LLMHTTPError, match="connection failed"):
         await LangChainAnalyzer(settings).analyse(make_ctx(), TARGETS, EVIDENCE)
@@ -124,7 +145,7 @@ async def test_connection_refused_is_retried_then_fails() -> None:
 async def test_base_url_alone_sends_a_placeholder_key(openai_server: OpenAIServer) -> None:
     openai_server.script([answer(GOOD)])
     settings = LLMSettings(base_url=openai_server.url, model="local", investigation="off",
-                           max_retries=0)
+                           max_retries=0, prime_prompt_cache=False)
     diagnosis = await LangChainAnalyzer(settings).analyse(make_ctx(), TARGETS, EVIDENCE)
     assert diagnosis.engine is Engine.LLM
     assert openai_server.requests[0].headers["authorization"] == "Bearer sk-no-key-required"

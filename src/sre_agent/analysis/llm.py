@@ -27,6 +27,16 @@ call and raises there, so ``include_raw=True`` cannot hand back the raw answer, 
 action would sink the whole diagnosis. With the dict every method yields a plain dict (or a
 parsing error and the raw message) and our own coercion decides.
 
+Same input, same answer, with a prompt cache: at temperature 0 a server such as llama.cpp is
+deterministic for the same batches, but its prompt cache changes the batches. A repeat of a
+prompt that is wholly cached re-evaluates only the last prompt token, alone, and that token's
+slightly different numbers can flip a near-tie (seen: ``silence_alert`` on one run,
+``start_container`` on the next). With ``settings.primes_prompt_cache`` (default with a base URL)
+each analysis first sends the static system prompt alone, for one output token: the cache then
+always holds exactly that prefix, computed once, and the incident after it is always evaluated
+as one fresh batch from the same position, whether or not the same incident came before. It
+costs one short request (a cached prefix and one token); its tokens are not the incident's.
+
 Failures raise an ``LLMError`` subclass (``LLMTimeout``, ``LLMHTTPError``, ``LLMInvalidOutput``,
 ``LLMRefusal``), each carrying the tokens spent so far; the chain falls back on them.
 """
@@ -227,6 +237,7 @@ class LangChainAnalyzer:
             include_raw=True,
         )
         self._protocol: Runnable[Any, Any] = self._protocol_model(settings)
+        self._primer: Runnable[Any, Any] = self._model.bind(max_completion_tokens=1)
         self._system = system_prompt(
             protocol_text() if self.investigation is Investigation.PROMPTED else None)
 
@@ -248,6 +259,8 @@ class LangChainAnalyzer:
                       evidence: list[Evidence]) -> Diagnosis:
         started = time.perf_counter()
         user = build_user_message(ctx, targets, evidence)
+        if self._settings.primes_prompt_cache:
+            await self._prime()
         messages: list[BaseMessage] = [SystemMessage(self._system)]
         tokens = 0
         tool_log: list[dict[str, Any]] = []
@@ -302,6 +315,13 @@ class LangChainAnalyzer:
             "tool_calls": tool_log,
         })
         return validate_proposals(diagnosis, targets)
+
+    async def _prime(self) -> None:
+        """The static system prompt alone, one output token: pins the server's prompt cache
+        to that prefix (see the module doc). Best effort: a failure here is not the analysis'."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._primer.ainvoke([SystemMessage(self._system)]),
+                                   timeout=self._settings.timeout_s)
 
     async def _invoke(self, runnable: Runnable[Any, Any], messages: Sequence[BaseMessage],
                       tokens: int) -> Any:
