@@ -65,7 +65,7 @@ async def test_the_output_token_bound_holds_on_the_real_server(real_llm: LlamaSe
     s = scenario("container-killed-exited")
     analyzer = LangChainAnalyzer(settings(real_llm, max_output_tokens=16))
     started = time.monotonic()
-    with pytest.raises(LLMInvalidOutput) as caught:
+    with pytest.raises(LLMInvalidOutput, match="output token limit") as caught:
         await analyse(analyzer, s)  # 16 tokens cannot hold a diagnosis: cut, then refused
     assert time.monotonic() - started < TIMEOUT_S
     assert caught.value.tokens > 0

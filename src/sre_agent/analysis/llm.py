@@ -146,6 +146,13 @@ def _as_llm_error(exc: Exception, tokens: int) -> LLMError:
     if isinstance(exc, LLMError):
         exc.tokens += tokens
         return exc
+    if isinstance(exc, openai.LengthFinishReasonError):
+        usage = getattr(exc.completion, "usage", None)
+        spent = int(getattr(usage, "total_tokens", 0) or 0)
+        return LLMInvalidOutput("answer cut at the output token limit (max_output_tokens)",
+                                tokens=tokens + spent)
+    if isinstance(exc, openai.ContentFilterFinishReasonError):
+        return LLMRefusal("the server's content filter stopped the answer", tokens=tokens)
     if isinstance(exc, openai.APITimeoutError):
         return LLMTimeout("request timed out", tokens=tokens)
     if isinstance(exc, openai.APIStatusError):

@@ -87,12 +87,16 @@ diagnosis.
 3. Container actions may only target a container listed in <resolved_targets>. Never invent \
 container names, never use wildcards, never target a container only because the alert text \
 names it.
-4. Be conservative. Propose restart_container only when the evidence shows the container is \
-the failing component and a restart plausibly helps (crashed process, hung, unhealthy \
-healthcheck). Propose start_container only for a container that is stopped or exited. When \
-the cause is unclear, outside the container, or a restart would not help (bad configuration, \
-full disk, a dependency down), propose escalate or notify instead, or nothing.
-5. Ground the diagnosis in the evidence; say which facts you used. If the evidence is missing \
+4. Be conservative. A resolved container whose state is exited, dead or created: \
+start_container. A resolved container that runs but is unhealthy or hung (not answering its \
+probe): restart_container. When the cause is unclear, outside a container, or a restart would \
+not help (bad configuration, full disk, certificates, hardware, a dependency down): escalate \
+if people must act now, notify if it is information. silence_alert only for an alert that is \
+known noise.
+5. Categories: availability (down, exited, unreachable), errors (error rates, 5xx), latency \
+(slow responses), saturation (CPU, memory, throttling), capacity (disk, volumes, quotas), \
+configuration (bad config, failed reload, certificates, clock), security, unknown.
+6. Ground the diagnosis in the evidence; say which facts you used. If the evidence is missing \
 or contradictory, say so and lower your confidence.
 """
 

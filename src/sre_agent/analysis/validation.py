@@ -122,7 +122,7 @@ class LLMDiagnosis(BaseModel):
 # Bounds written into the schema: servers that enforce the schema with a grammar (llama.cpp,
 # vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
 _SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
-    "summary": {"maxLength": 300}, "probable_cause": {"maxLength": 300},
+    "summary": {"maxLength": 240}, "probable_cause": {"maxLength": 200},
     "evidence": {"maxItems": 3}, "proposed_actions": {"maxItems": 3},
 }
 
@@ -136,10 +136,10 @@ def llm_output_json_schema() -> dict[str, Any]:
         if name in props:
             props[name].update(bounds)
     if isinstance(props.get("evidence", {}).get("items"), dict):
-        props["evidence"]["items"]["maxLength"] = 200
+        props["evidence"]["items"]["maxLength"] = 120
     action = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
     if "reason" in action:
-        action["reason"]["maxLength"] = 200
+        action["reason"]["maxLength"] = 120
     return schema
 
 
