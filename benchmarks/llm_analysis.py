@@ -29,7 +29,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,8 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[str]:
     return [f"{name}: {text}: {'met' if met else 'NOT MET'}" for name, met, text in ok]
 
 
-async def run(args: argparse.Namespace, base_url: str, model: str) -> dict[str, Any]:
+async def run(args: argparse.Namespace, base_url: str, model: str,
+              partial: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     scenarios = load_scenarios(ROOT / "tests" / "scenarios")
     if args.limit:
         scenarios = scenarios[: args.limit]
@@ -131,10 +132,16 @@ async def run(args: argparse.Namespace, base_url: str, model: str) -> dict[str, 
               f"expected={rows[-1]['expected']}"
               + (f" fallback={by_llm.fallback_reason}" if by_llm.fallback_reason else ""),
               flush=True)
+        partial(summarise(results, rows, len(scenarios)))  # a long run keeps what it measured
+    return summarise(results, rows, len(scenarios))
+
+
+def summarise(results: dict[str, list[ScenarioResult]], rows: list[dict[str, Any]],
+              planned: int) -> dict[str, Any]:
     reports = {name: EvaluationReport(engine=name, results=res).summary()
                for name, res in results.items()}
-    return {"scenarios": len(scenarios), "reports": reports, "rows": rows,
-            "verdicts": verdicts(reports)}
+    return {"scenarios": len(rows), "scenarios_planned": planned, "complete": len(rows) == planned,
+            "reports": reports, "rows": rows, "verdicts": verdicts(reports)}
 
 
 def main() -> None:
@@ -151,16 +158,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N scenarios only")
     parser.add_argument("--out", default="llm_analysis")
     args = parser.parse_args()
+    config = {"investigation": args.investigation, "max_tool_calls": args.max_tool_calls,
+              "max_output_tokens": args.max_output_tokens, "temperature": 0.0,
+              "timeout_s": args.timeout}
     with endpoint(args) as (base_url, model, description):
         started = time.perf_counter()
-        result = asyncio.run(run(args, base_url, model))
-    result = {"machine": machine(), "endpoint": description,
-              "config": {"investigation": args.investigation,
-                         "max_tool_calls": args.max_tool_calls,
-                         "max_output_tokens": args.max_output_tokens, "temperature": 0.0,
-                         "timeout_s": args.timeout},
-              "wall_s": round(time.perf_counter() - started, 1), **result}
-    path = write_result(args.out, result)
+
+        def write(body: dict[str, Any]) -> Path:
+            return write_result(args.out, {
+                "machine": machine(), "endpoint": description, "config": config,
+                "wall_s": round(time.perf_counter() - started, 1), **body})
+
+        result = asyncio.run(run(args, base_url, model, write))
+        path = write(result)
     for line in result["verdicts"]:
         print(line)
     print(f"wrote {path}")

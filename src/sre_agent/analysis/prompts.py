@@ -107,11 +107,9 @@ Answer format. Your final answer is one JSON object, nothing else, with these fi
 - "category": one of {", ".join(c.value for c in Category)}
 - "severity": one of {", ".join(s.value for s in Severity)}
 - "confidence": number between 0 and 1
-- "evidence": list of at most 3 short strings, the facts that support the diagnosis
+- "evidence": list of at most 2 short strings, the facts that support the diagnosis
 - "proposed_actions": list of {{"kind": one of {", ".join(k.value for k in ActionKind)}, \
 "target": container name from <resolved_targets> or null, "reason": short string}}, may be empty
-- "issue_detected": boolean
-- "requires_immediate_action": boolean
 Be brief: every field short."""
 
 INVESTIGATION_INSTRUCTION = """\

@@ -123,7 +123,7 @@ class LLMDiagnosis(BaseModel):
 # vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
 _SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
     "summary": {"maxLength": 240}, "probable_cause": {"maxLength": 200},
-    "evidence": {"maxItems": 3}, "proposed_actions": {"maxItems": 3},
+    "evidence": {"maxItems": 2}, "proposed_actions": {"maxItems": 3},
 }
 
 
@@ -132,11 +132,14 @@ def llm_output_json_schema() -> dict[str, Any]:
     length bounds on the free-text fields and lists."""
     schema = LLMDiagnosis.model_json_schema()
     props = schema.get("properties", {})
+    # Not asked for: the gate and the rules decide urgency; fewer tokens to generate.
+    for name in ("issue_detected", "requires_immediate_action"):
+        props.pop(name, None)
     for name, bounds in _SCHEMA_BOUNDS.items():
         if name in props:
             props[name].update(bounds)
     if isinstance(props.get("evidence", {}).get("items"), dict):
-        props["evidence"]["items"]["maxLength"] = 120
+        props["evidence"]["items"]["maxLength"] = 100
     action = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
     if "reason" in action:
         action["reason"]["maxLength"] = 120
