@@ -99,7 +99,10 @@ def llm_analysis(d: dict[str, Any]) -> list[str]:
     reports = d["reports"]
     cfg = d.get("config", {})
     lines = [
-        f"- endpoint: {d['endpoint']}; {d['scenarios']} scenarios; investigation "
+        f"- endpoint: {d['endpoint']}; {d['scenarios']} of "
+        f"{d.get('scenarios_planned', d['scenarios'])} scenarios"
+        + ("" if d.get("complete", True) else " (**partial run**: stopped before the end)")
+        + "; investigation "
         f"{cfg.get('investigation')} (at most {cfg.get('max_tool_calls')} tools), "
         f"max_output_tokens {cfg.get('max_output_tokens')}, temperature "
         f"{cfg.get('temperature')}; whole run {d.get('wall_s')} s",

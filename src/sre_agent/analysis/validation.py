@@ -135,14 +135,22 @@ def llm_output_json_schema() -> dict[str, Any]:
     # Not asked for: the gate and the rules decide urgency; fewer tokens to generate.
     for name in ("issue_detected", "requires_immediate_action"):
         props.pop(name, None)
+    # Every field asked for is required: a grammar-enforcing server (llama.cpp) otherwise lets
+    # a small model skip the optional ones (seen: no category, no probable cause, ever).
+    schema["required"] = [n for n in ("summary", "probable_cause", "category", "severity",
+                                      "confidence", "evidence", "proposed_actions")
+                          if n in props]
+    action = schema.get("$defs", {}).get("LLMProposedAction", {})
+    if action:
+        action["required"] = ["kind", "target", "reason"]
     for name, bounds in _SCHEMA_BOUNDS.items():
         if name in props:
             props[name].update(bounds)
     if isinstance(props.get("evidence", {}).get("items"), dict):
         props["evidence"]["items"]["maxLength"] = 100
-    action = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
-    if "reason" in action:
-        action["reason"]["maxLength"] = 120
+    action_props = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
+    if "reason" in action_props:
+        action_props["reason"]["maxLength"] = 120
     return schema
 
 
