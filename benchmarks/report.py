@@ -103,7 +103,9 @@ def llm_analysis(d: dict[str, Any]) -> list[str]:
         f"{d.get('scenarios_planned', d['scenarios'])} scenarios"
         + ("" if d.get("complete", True) else " (**partial run**: stopped before the end)")
         + "; investigation "
-        f"{cfg.get('investigation')} (at most {cfg.get('max_tool_calls')} tools), "
+        + (f"{cfg.get('investigation')} (at most {cfg.get('max_tool_calls')} tools)"
+           if cfg.get("investigation") != "off" else "off (one answer call per analysis)")
+        + ", "
         f"max_output_tokens {cfg.get('max_output_tokens')}, temperature "
         f"{cfg.get('temperature')}; whole run {d.get('wall_s')} s",
         "",

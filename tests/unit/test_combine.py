@@ -90,6 +90,22 @@ def test_no_confident_match_lets_the_llm_proposal_stand_beside_the_humans() -> N
     assert out.action_engine is Engine.LLM and out.category is Category.ERRORS
 
 
+def test_no_match_still_needs_evidence_for_a_container_action() -> None:
+    # Seen on the real 1.5B model: restart_container on a running, healthy target, no runbook.
+    r = rules([NOTIFY, ESCALATE], confidence=0.2, runbook="default", category=Category.UNKNOWN)
+    out = combine(r, llm([RESTART]), state("running", "healthy"))
+    assert kinds(out) == [ActionKind.NOTIFY, ActionKind.ESCALATE]
+    assert out.action_engine is Engine.RULES
+    assert "does not back" in out.dropped_actions[-1]["reason"]
+
+
+def test_no_match_llm_silence_needs_approval() -> None:
+    r = rules([NOTIFY, ESCALATE], confidence=0.2, runbook="default", category=Category.UNKNOWN)
+    out = combine(r, llm([SILENCE]), [])
+    assert kinds(out) == [ActionKind.SILENCE_ALERT, ActionKind.NOTIFY, ActionKind.ESCALATE]
+    assert out.proposed_actions[0].needs_approval
+
+
 def test_no_match_and_no_llm_proposal_keeps_the_rules_default() -> None:
     r = rules([NOTIFY, ESCALATE], confidence=0.2, runbook="default", category=Category.UNKNOWN)
     out = combine(r, llm([], category=Category.UNKNOWN), [])

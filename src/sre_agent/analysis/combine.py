@@ -13,9 +13,11 @@
    **needs approval** (``ProposedAction.needs_approval``) whatever the mode. Every other LLM
    action is recorded in ``dropped_actions`` with the reason, not proposed.
 3. No confident runbook match: the LLM's proposals stand (the gate still decides), its
-   category too (unless it said ``unknown``); the rules' notify/escalate are kept beside them,
-   so an incident nobody has a runbook for still reaches a human. When the LLM proposes
-   nothing, the rules' proposals stand.
+   category too (unless it said ``unknown``), except that nothing changes or hides anything on
+   the LLM's word alone: a container action needs the same evidence backing as in 2 (else it is
+   dropped, with the reason), a ``silence_alert`` needs approval. The rules' notify/escalate are
+   kept beside them, so an incident nobody has a runbook for still reaches a human. When none of
+   the LLM's proposals remains, the rules' proposals stand.
 4. ``action_engine`` and ``action_reason`` record which engine chose the actions and why.
 """
 
@@ -139,7 +141,26 @@ def combine(rules: Diagnosis, llm: Diagnosis, evidence: list[Evidence]) -> Diagn
             "action_engine": Engine.RULES,
             "action_reason": "no runbook matched confidently and the LLM proposed nothing: "
                              "the rules' proposals stand"})
-    actions = list(llm.proposed_actions)
+    actions = []
+    for action in llm.proposed_actions:
+        if action.kind in CONTAINER_ACTIONS:
+            fact = evidence_for(action, evidence)
+            if fact is None:
+                dropped.append(_dropped(action, "no runbook matched confidently and the "
+                                                "evidence does not back this container action"))
+                continue
+            reason = f"{action.reason} (evidence: {fact})"[:500]
+            action = action.model_copy(update={"reason": reason})
+        elif action.kind is ActionKind.SILENCE_ALERT:
+            action = action.model_copy(update={"needs_approval": True})
+        actions.append(action)
+    if not actions:
+        return base.model_copy(update={
+            "proposed_actions": list(rules.proposed_actions), "category": category,
+            "runbook": rules.runbook, "dropped_actions": dropped,
+            "confidence": rules.confidence, "action_engine": Engine.RULES,
+            "action_reason": "no runbook matched confidently and none of the LLM's proposals "
+                             "is backed by the evidence: the rules' proposals stand"})
     keys = {_key(a) for a in actions}
     actions += [a for a in rules.proposed_actions
                 if a.kind in HUMAN_KINDS and _key(a) not in keys]
