@@ -25,6 +25,8 @@ warm-up, recorded but left out of the medians.
     .venv/bin/python benchmarks/time_to_recover.py [--runs 7]
     .venv/bin/python benchmarks/time_to_recover.py --llm-url http://127.0.0.1:PORT/v1 \
         --llm-model NAME          # the LLM on (combined engine): time_to_recover_llm.json
+    .venv/bin/python benchmarks/time_to_recover.py --llm-url local   # starts the local
+                                  # llama-server of scripts/setup-local-llm.sh for the run
 
 Writes benchmarks/results/time_to_recover.json (rules only) or time_to_recover_llm.json.
 """
@@ -144,12 +146,26 @@ def main() -> None:
                                           "with the rules")
     parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct")
     args = parser.parse_args()
+    if args.runs < 5:
+        parser.error("--runs must be at least 5")
+    if args.llm_url == "local":
+        from tests.support.llama import find_parts, running_llama_server
+
+        server, model = find_parts()
+        if server is None or model is None:
+            sys.exit("llama-server or the model missing: run scripts/setup-local-llm.sh")
+        with running_llama_server(server, model) as running:
+            args.llm_url, args.llm_model = running.url, running.model
+            measure(args)
+        return
+    measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     llm_env = ({"SRE_AGENT_LLM__BASE_URL": args.llm_url, "SRE_AGENT_LLM__MODEL": args.llm_model,
                 "SRE_AGENT_LLM__TIMEOUT_S": "120", "SRE_AGENT_LLM__MAX_TOOL_CALLS": "2"}
                if args.llm_url else {})
     engine = "combined (LLM + rules)" if args.llm_url else "rules"
-    if args.runs < 5:
-        parser.error("--runs must be at least 5")
     # A job name of its own, so no other container labelled sre-agent.job=target on this
     # Docker daemon can be taken for the benchmark's target.
     options = StackOptions(mode="autonomous", target_job=f"target-ttr-{secrets.token_hex(3)}",
