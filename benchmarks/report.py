@@ -139,6 +139,59 @@ def llm(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1%}"
+
+
+def llm_analysis(d: dict[str, Any]) -> list[str]:
+    reports = d["reports"]
+    cfg = d.get("config", {})
+    lines = [
+        f"- endpoint: {d['endpoint']}; {d['scenarios']} of "
+        f"{d.get('scenarios_planned', d['scenarios'])} scenarios"
+        + ("" if d.get("complete", True) else " (**partial run**: stopped before the end)")
+        + "; investigation "
+        + (f"{cfg.get('investigation')} (at most {cfg.get('max_tool_calls')} tools)"
+           if cfg.get("investigation") != "off" else "off (one answer call per analysis)")
+        + ", "
+        f"max_output_tokens {cfg.get('max_output_tokens')}, temperature "
+        f"{cfg.get('temperature')}; whole run {d.get('wall_s')} s",
+        "",
+        "| engine | action accuracy | category accuracy | unsafe | valid output | "
+        "LLM's own answers: action accuracy | fallbacks | latency p50 / p95 s | "
+        "tokens per incident mean / max | tool calls |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ("rules", "llm", "combined"):
+        r = reports[name]
+        uses = name != "rules"
+        lines.append(
+            f"| {name} | {_pct(r['action_accuracy'])} | {_pct(r['category_accuracy'])} | "
+            f"{r['unsafe']} | {_pct(r.get('valid_output_rate')) if uses else '—'} | "
+            f"{_pct(r.get('action_accuracy_llm_answers')) if uses else '—'} | "
+            f"{r['fallbacks']} | {r['latency_ms_p50'] / 1000:.2f} / "
+            f"{r['latency_ms_p95'] / 1000:.2f} | "
+            + (f"{r.get('tokens_per_incident_mean')} / {r.get('tokens_per_incident_max')}"
+               if uses else "—")
+            + f" | {r.get('tool_calls', 0) if uses else '—'} |")
+    reasons = reports["llm"].get("fallbacks_by_reason") or {}
+    chosen = reports["combined"].get("actions_chosen_by") or {}
+    lines += ["",
+              "- fallbacks by reason: " + (", ".join(f"{k} x{v}" for k, v in reasons.items())
+                                           or "none"),
+              "- combined engine, actions chosen by: "
+              + (", ".join(f"{k} x{v}" for k, v in chosen.items()) or "—"),
+              *[f"- {v}" for v in d.get("verdicts", [])],
+              "- rerun: `.venv/bin/python benchmarks/llm_analysis.py` (starts the local "
+              "llama-server of `scripts/setup-local-llm.sh`); any other OpenAI-compatible "
+              "endpoint: `--base-url http://127.0.0.1:11434/v1 --model qwen2.5:1.5b` (Ollama), "
+              "`--base-url http://HOST:8000/v1 --model NAME` (vLLM), or "
+              "`SRE_AGENT_LLM__API_KEY=sk-... --base-url https://api.openai.com/v1 --model "
+              "gpt-4o-mini` (OpenAI), with `--out NAME` to keep the results apart; "
+              "`sre-agent eval --engine rules|llm|combined` gives the same figures for the "
+              "configured endpoint (`SRE_AGENT_LLM__BASE_URL`, `__MODEL`)"]
+    return lines
+
+
 def verdict_list(d: dict[str, Any]) -> list[str]:
     return [f"- {v}" for v in d.get("verdicts", [])]
 
@@ -176,6 +229,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      corpus),
     ("llm_overhead", "The agent's own overhead around one LLM call",
      "benchmarks/llm_overhead.py", llm),
+    ("llm_analysis", "The scenario suite on a real model: rules, LLM and combined",
+     "benchmarks/llm_analysis.py", llm_analysis),
     ("storm", "Alert storm: 10,000 alerts, 200 notifications of 50, each twice, 8 senders",
      "benchmarks/storm.py", storm),
     ("startup", "Start-up and idle memory", "benchmarks/startup.py", verdict_list),
@@ -183,6 +238,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      verdict_list),
     ("time_to_recover", "Time to recover, crash scenario, real Prometheus + Alertmanager",
      "benchmarks/time_to_recover.py", ttr),
+    ("time_to_recover_llm", "Time to recover with the LLM on (combined engine, the 1.5B model)",
+     "benchmarks/time_to_recover.py --llm-url ...", ttr),
 ]
 
 

@@ -23,8 +23,12 @@ group_wait. The first run (a cold agent: first Docker client, first HTTP connect
 warm-up, recorded but left out of the medians.
 
     .venv/bin/python benchmarks/time_to_recover.py [--runs 7]
+    .venv/bin/python benchmarks/time_to_recover.py --llm-url http://127.0.0.1:PORT/v1 \
+        --llm-model NAME          # the LLM on (combined engine): time_to_recover_llm.json
+    .venv/bin/python benchmarks/time_to_recover.py --llm-url local   # starts the local
+                                  # llama-server of scripts/setup-local-llm.sh for the run
 
-Writes benchmarks/results/time_to_recover.json.
+Writes benchmarks/results/time_to_recover.json (rules only) or time_to_recover_llm.json.
 """
 
 from __future__ import annotations
@@ -138,15 +142,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7, help="measured runs (at least 5)")
     parser.add_argument("--warmup", type=int, default=1, help="runs left out of the medians")
+    parser.add_argument("--llm-url", help="an OpenAI-compatible endpoint: the LLM on, combined "
+                                          "with the rules")
+    parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct")
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5")
+    if args.llm_url == "local":
+        from tests.support.llama import find_parts, running_llama_server
+
+        server, model = find_parts()
+        if server is None or model is None:
+            sys.exit("llama-server or the model missing: run scripts/setup-local-llm.sh")
+        with running_llama_server(server, model) as running:
+            args.llm_url, args.llm_model = running.url, running.model
+            measure(args)
+        return
+    measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
+    llm_env = ({"SRE_AGENT_LLM__BASE_URL": args.llm_url, "SRE_AGENT_LLM__MODEL": args.llm_model,
+                "SRE_AGENT_LLM__TIMEOUT_S": "120", "SRE_AGENT_LLM__MAX_TOOL_CALLS": "2"}
+               if args.llm_url else {})
+    engine = "combined (LLM + rules)" if args.llm_url else "rules"
     # A job name of its own, so no other container labelled sre-agent.job=target on this
     # Docker daemon can be taken for the benchmark's target.
     options = StackOptions(mode="autonomous", target_job=f"target-ttr-{secrets.token_hex(3)}",
                            agent_env={
         "SRE_AGENT_COOLDOWN_S": "0", "SRE_AGENT_MAX_ACTIONS_PER_HOUR": "1000",
-        "SRE_AGENT_MAX_ACTIONS_PER_TARGET_PER_HOUR": "1000"})
+        "SRE_AGENT_MAX_ACTIONS_PER_TARGET_PER_HOUR": "1000", **llm_env})
     with tempfile.TemporaryDirectory(prefix="ttr-") as tmp, DemoStack(
             dataclasses.replace(options, work_dir=Path(tmp))) as stack:
         stack.wait_healthy(WAIT_S)
@@ -172,7 +197,8 @@ def main() -> None:
                    "target_down_for_s": rule_for, "group_wait_s": group_wait,
                    "group_interval_s": float(options.group_interval_s),
                    "target_traffic_rps": float(options.target_env.get("DEMO_TRAFFIC_RPS", 0)),
-                   "mode": "autonomous", "engine": "rules"},
+                   "mode": "autonomous", "engine": engine,
+                   **({"llm_model": args.llm_model} if args.llm_url else {})},
         "runs_measured": len(measured), "runs_warmup": len(warmup),
         "median_s": med,
         "phase_share_of_ttr": {k: med[k] / med["ttr_s"]
@@ -212,7 +238,7 @@ def main() -> None:
                 "notification (confirmation), not the recovery.",
     }
     result = rounded(result)
-    path = write_result("time_to_recover", result)
+    path = write_result("time_to_recover_llm" if args.llm_url else "time_to_recover", result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "warmup")},
                      indent=2))
     print(f"written to {path}")

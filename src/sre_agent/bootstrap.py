@@ -11,6 +11,7 @@ from sre_agent.actions.notify import WebhookNotifier
 from sre_agent.actions.silence import AlertmanagerSilenceBackend
 from sre_agent.analysis.chain import FallbackAnalyzer
 from sre_agent.analysis.rules import RulesAnalyzer
+from sre_agent.analysis.tools import InvestigationTools
 from sre_agent.config import Settings
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.evidence import AlertContext
@@ -80,21 +81,28 @@ def build_analysis(settings: Settings, *, use_docker: bool = True,
                 if docker else None)
     sources: list[EvidenceSource] = [s for s in (prometheus, docker) if s is not None]
     sources.append(HttpProbe(timeout))
-    llm_settings = settings.llm if use_llm else settings.llm.model_copy(update={"api_key": None})
+    llm_settings = settings.llm if use_llm else settings.llm.model_copy(
+        update={"api_key": None, "base_url": None})
     analyzer = FallbackAnalyzer.from_settings(
         llm_settings, rules, tools=CollectorTools(prometheus, docker),
         hard_timeout_s=min(2 * settings.llm.timeout_s, settings.stage_timeout_s / 2))
     return Analysis(analyzer, rules, resolver, sources, prometheus, docker)
 
 
-def build_analyzer(settings: Settings, engine: str) -> Analyzer:
-    """For offline evaluation: the rules alone, or the LLM chain (rules as its fallback)."""
+def build_analyzer(settings: Settings, engine: str,
+                   tools: InvestigationTools | None = None) -> Analyzer:
+    """For offline evaluation: the rules alone, the LLM chain (rules as its fallback), or the
+    combined engine (``analysis/combine.py``)."""
     rules = RulesAnalyzer(settings.runbooks_dir)
     if engine == "rules":
         return rules
     if not settings.llm.enabled:
-        raise ValueError("--engine llm needs SRE_AGENT_LLM__API_KEY (and usually __BASE_URL)")
-    return FallbackAnalyzer.from_settings(settings.llm, rules)
+        raise ValueError(f"--engine {engine} needs SRE_AGENT_LLM__BASE_URL (a local server) "
+                         "or SRE_AGENT_LLM__API_KEY")
+    # One scenario at a time, on purpose: the production calls-per-minute budget would only
+    # turn part of the run into rules fallbacks.
+    llm = settings.llm.model_copy(update={"calls_per_minute": 1_000_000})
+    return FallbackAnalyzer.from_settings(llm, rules, tools=tools, combine=engine == "combined")
 
 
 def build_backends(settings: Settings) -> dict[ActionKind, ActionBackend]:

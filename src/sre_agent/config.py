@@ -6,7 +6,7 @@ import ipaddress
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sre_agent.domain.diagnosis import ActionKind
@@ -30,7 +30,23 @@ class StructuredOutputMethod(StrEnum):
     JSON_MODE = "json_mode"
 
 
+class Investigation(StrEnum):
+    """How the model may call the read-only tools before it answers."""
+
+    AUTO = "auto"  # native for api.openai.com (no base_url), prompted for any other server
+    NATIVE = "native"  # the API's tool calls (bind_tools)
+    PROMPTED = "prompted"  # a small JSON protocol inside the answer (models without tool calls)
+    OFF = "off"
+
+
+# Sent to a server configured by BASE_URL alone: local servers (llama.cpp, Ollama) need no key,
+# but the OpenAI client insists on one.
+LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
+
+
 class LLMSettings(BaseModel):
+    model_config = ConfigDict(hide_input_in_errors=True)  # errors never echo the key
+
     api_key: SecretStr | None = None
     base_url: str | None = None
     model: str = "gpt-4o-mini"
@@ -38,14 +54,66 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(default=1, ge=0, le=10)
     structured_output_method: StructuredOutputMethod = StructuredOutputMethod.JSON_SCHEMA
     max_tool_calls: int = Field(default=6, ge=0, le=50)
+    max_output_tokens: int = Field(default=512, ge=16, le=32768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = Field(default=None, ge=0)
+    investigation: Investigation = Investigation.AUTO
+    combine_with_rules: bool = True
+    prime_prompt_cache: bool | None = None  # None = auto: on when BASE_URL is set
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300.0, ge=0)
     calls_per_minute: int = Field(default=30, ge=1)
     max_tokens_per_incident: int = Field(default=20000, ge=100)
 
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_key(self) -> Self:
+        # After validation, so that the error's input is the model (key masked), not the key.
+        if self.api_key is not None:
+            raw = self.api_key.get_secret_value().strip()
+            if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < 8:
+                raise ValueError(
+                    "SRE_AGENT_LLM__API_KEY is a placeholder or shorter than 8 characters; set "
+                    "a real key, or leave it unset for a local server (BASE_URL alone is "
+                    "enough)")
+        return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _empty_base_url(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @property
     def enabled(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value())
+        """An API key or a base URL (a local server needs no key) turns the LLM on."""
+        return self.api_key is not None or self.base_url is not None
+
+    @property
+    def effective_api_key(self) -> SecretStr:
+        """The key to send: the configured one, else a placeholder for a keyless local server."""
+        return self.api_key if self.api_key is not None else SecretStr(LOCAL_PLACEHOLDER_KEY)
+
+    @property
+    def primes_prompt_cache(self) -> bool:
+        """Re-state the static system prompt before each analysis (see ``analysis/llm.py``):
+        a local server's prompt cache then never changes the answer. Auto: with a base URL."""
+        if self.prime_prompt_cache is None:
+            return self.base_url is not None
+        return self.prime_prompt_cache
+
+    @property
+    def investigation_mode(self) -> Investigation:
+        """``auto`` resolved: native tool calls on OpenAI itself, the prompted protocol on other
+        servers (small local models write tool calls as text), nothing with no tool budget."""
+        if self.max_tool_calls == 0:
+            return Investigation.OFF
+        if self.investigation is Investigation.AUTO:
+            return Investigation.NATIVE if self.base_url is None else Investigation.PROMPTED
+        return self.investigation
 
 
 def is_loopback(host: str) -> bool:
@@ -60,7 +128,7 @@ def is_loopback(host: str) -> bool:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SRE_AGENT_", env_nested_delimiter="__", env_file=".env",
-        env_file_encoding="utf-8", extra="ignore",
+        env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True,
     )
 
     host: str = "127.0.0.1"

@@ -9,11 +9,18 @@ proposes. Scoring:
 - unsafe: a forbidden kind was proposed, or a container action names a target that is not one
   of the scenario's resolved targets. One unsafe proposal fails the suite.
 
+Per engine the report also gives: the valid output rate (answers the engine under test gave
+itself, not its fallback), fallbacks by reason, the action accuracy over the LLM's own answers,
+latency p50/p95 and tokens per incident. ``RecordedTools`` answers an LLM's investigation from
+the scenario's recorded evidence, so that offline evaluation exercises tool rounds too.
+
 Pure apart from reading the scenario files; the analyser may do what it likes.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sre_agent.analysis.runbook_model import yaml_problem
 from sre_agent.domain.alertmanager import WebhookNotification
-from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Diagnosis
-from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.domain.diagnosis import (
+    CONTAINER_ACTIONS,
+    ActionKind,
+    Category,
+    Diagnosis,
+    Engine,
+)
+from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.ports import Analyzer
 
 
@@ -73,8 +86,16 @@ class ScenarioResult(BaseModel):
     category_ok: bool = False
     unsafe: list[str] = Field(default_factory=list, description="why each proposal is unsafe")
     engine: str | None = Field(default=None, description="the engine that answered")
+    action_engine: str | None = Field(default=None, description="combined: who chose actions")
     fallback_reason: str | None = None
     error: str | None = None
+    latency_ms: float = 0.0
+    tokens: int = 0
+    tool_calls: int = 0
+
+    @property
+    def llm_answered(self) -> bool:
+        return self.engine == Engine.LLM.value and self.error is None
 
     @property
     def status(self) -> str:
@@ -108,12 +129,94 @@ class EvaluationReport(BaseModel):
         """Answers the engine under test left to its fallback (e.g. the LLM to the rules)."""
         return sum(r.fallback_reason is not None for r in self.results)
 
+    @property
+    def uses_llm(self) -> bool:
+        return self.engine != "rules"
+
+    @property
+    def llm_answers(self) -> int:
+        return sum(r.llm_answered for r in self.results)
+
+    def fallbacks_by_reason(self) -> dict[str, int]:
+        counts = Counter(str(r.fallback_reason)[:80] for r in self.results
+                         if r.fallback_reason is not None)
+        return dict(counts.most_common())
+
+    def _percentile(self, q: float) -> float:
+        values = sorted(r.latency_ms for r in self.results if r.error is None)
+        if not values:
+            return 0.0
+        return round(values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))], 1)
+
     def summary(self) -> dict[str, Any]:
         errors = sum(r.error is not None for r in self.results)
-        return {"engine": self.engine, "scenarios": self.total,
-                "action_accuracy": round(self.action_accuracy, 4),
-                "category_accuracy": round(self.category_accuracy, 4), "unsafe": self.unsafe,
-                "fallbacks": self.fallbacks, "errors": errors}
+        out: dict[str, Any] = {
+            "engine": self.engine, "scenarios": self.total,
+            "action_accuracy": round(self.action_accuracy, 4),
+            "category_accuracy": round(self.category_accuracy, 4), "unsafe": self.unsafe,
+            "fallbacks": self.fallbacks, "errors": errors,
+            "latency_ms_p50": self._percentile(50), "latency_ms_p95": self._percentile(95)}
+        if self.uses_llm:
+            answered = [r for r in self.results if r.llm_answered]
+            tokens = [r.tokens for r in answered]
+            out.update({
+                "llm_answers": len(answered),
+                "valid_output_rate": round(len(answered) / self.total, 4) if self.total else 0,
+                "action_accuracy_llm_answers": round(
+                    sum(r.action_ok for r in answered) / len(answered), 4) if answered else None,
+                "fallbacks_by_reason": self.fallbacks_by_reason(),
+                "tokens_per_incident_mean": round(sum(tokens) / len(tokens)) if tokens else 0,
+                "tokens_per_incident_max": max(tokens, default=0),
+                "tool_calls": sum(r.tool_calls for r in self.results),
+                "actions_chosen_by": dict(Counter(
+                    r.action_engine or r.engine or "?" for r in answered))})
+        return out
+
+
+class RecordedTools:
+    """``InvestigationTools`` answered from the current scenario's recorded evidence.
+
+    Set ``scenario`` before each analysis. A query with no recorded result, or a container
+    with no recorded state, answers an error Evidence (as a real collector would).
+    """
+
+    def __init__(self) -> None:
+        self.scenario: Scenario | None = None
+
+    def _evidence(self, source: str) -> list[Evidence]:
+        return [e for e in self.scenario.evidence if e.source == source] if self.scenario else []
+
+    async def query_prometheus(self, promql: str) -> Evidence:
+        wanted = " ".join(promql.split())
+        for ev in self._evidence("prometheus"):
+            if " ".join(str(ev.data.get("query", "")).split()) == wanted:
+                return ev
+        return Evidence(source="prometheus", name=promql[:200], status=EvidenceStatus.ERROR,
+                        error="no recorded result for this query (offline evaluation)")
+
+    def _container(self, name: str) -> Evidence | None:
+        for ev in self._evidence("docker"):
+            if ev.data.get("container", ev.name) == name:
+                return ev
+        return None
+
+    async def container_state(self, name: str) -> Evidence:
+        ev = self._container(name)
+        if ev is None:
+            return Evidence(source="docker", name=name, status=EvidenceStatus.ERROR,
+                            error="no recorded state for this container")
+        data = {k: v for k, v in ev.data.items() if k != "logs"}
+        return ev.model_copy(update={"data": data})
+
+    async def container_logs(self, name: str, tail: int = 50) -> Evidence:
+        ev = self._container(name)
+        if ev is None:
+            return Evidence(source="docker", name=name, status=EvidenceStatus.ERROR,
+                            error="no recorded logs for this container")
+        logs = ev.data.get("logs") or []
+        lines = [str(line) for line in logs][-max(1, tail):] if isinstance(logs, list) else []
+        return Evidence(source="docker", name=f"{name} logs", status=EvidenceStatus.OK,
+                        data={"container": name, "logs": lines})
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -166,13 +269,25 @@ def score(scenario: Scenario, diagnosis: Diagnosis) -> ScenarioResult:
         category=diagnosis.category, actions=kinds,
         targets=[a.target for a in diagnosis.proposed_actions if a.kind in CONTAINER_ACTIONS],
         action_ok=set(kinds) == set(exp.actions), category_ok=diagnosis.category == exp.category,
-        unsafe=unsafe, engine=str(diagnosis.engine), fallback_reason=diagnosis.fallback_reason)
+        unsafe=unsafe, engine=str(diagnosis.engine),
+        action_engine=str(diagnosis.action_engine) if diagnosis.action_engine else None,
+        fallback_reason=diagnosis.fallback_reason, tokens=diagnosis.tokens,
+        tool_calls=sum(1 for c in diagnosis.tool_calls if c.get("tool")))
 
 
-async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario]) -> EvaluationReport:
-    """Run each scenario through the analyser, one at a time. An analyser error is a FAIL."""
+async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario], *,
+                   tools: RecordedTools | None = None,
+                   engine: str | None = None) -> EvaluationReport:
+    """Run each scenario through the analyser, one at a time. An analyser error is a FAIL.
+
+    ``tools``: the ``RecordedTools`` the analyser's investigation was built with (pointed at
+    each scenario in turn). ``engine``: the name in the report (default: the analyser's).
+    """
     results: list[ScenarioResult] = []
     for scenario in scenarios:
+        if tools is not None:
+            tools.scenario = scenario
+        started = time.perf_counter()
         try:
             diagnosis = await analyzer.analyse(scenario.context(), list(scenario.targets),
                                                list(scenario.evidence))
@@ -182,5 +297,7 @@ async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario]) -> Evaluat
                 expected_actions=scenario.expected.actions,
                 error=f"{type(exc).__name__}: {exc}"[:300]))
             continue
-        results.append(score(scenario, diagnosis))
-    return EvaluationReport(engine=analyzer.name, results=results)
+        result = score(scenario, diagnosis)
+        result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        results.append(result)
+    return EvaluationReport(engine=engine or analyzer.name, results=results)

@@ -23,23 +23,42 @@ def _drop_secrets(
     return event_dict
 
 
+# Third-party loggers: httpx logs every request at INFO, and openai's DEBUG output dumps
+# request options; neither belongs in the agent's log below these levels.
+QUIET_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "openai": logging.INFO}
+
+
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """structlog for the agent's own events, and the same rendering for every stdlib logger
+    (openai's "Retrying request ...", httpx, uvicorn's errors): one JSON object per line."""
     renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
                      # plain tracebacks: rich's pretty ones take seconds each, with locals
                      else structlog.dev.ConsoleRenderer(
                          colors=False, exception_formatter=structlog.dev.plain_traceback))
-    logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_secrets,
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    for name, floor in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(floor, numeric))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _drop_secrets,
+            *shared,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -70,7 +70,8 @@ GOOD: dict[str, Any] = {
 def settings_for(server: OpenAIServer, **overrides: Any) -> LLMSettings:
     values: dict[str, Any] = {
         "api_key": SecretStr(API_KEY), "base_url": server.url, "model": "scripted-model",
-        "timeout_s": 5.0, "max_retries": 0, "max_tool_calls": 4, **overrides}
+        "timeout_s": 5.0, "max_retries": 0, "max_tool_calls": 4, "investigation": "native",
+        "prime_prompt_cache": False, **overrides}
     return LLMSettings(**values)
 
 
@@ -509,6 +510,6 @@ async def test_langchain_tools_refuse_other_containers_and_truncate() -> None:
     assert [t.name for t in build_langchain_tools(fake, [])] == ["query_prometheus"]
 
 
-def test_analyzer_refuses_to_start_without_a_key() -> None:
-    with pytest.raises(ValueError, match="API key"):
+def test_analyzer_refuses_to_start_without_a_key_or_a_url() -> None:
+    with pytest.raises(ValueError, match="BASE_URL"):
         LangChainAnalyzer(LLMSettings())

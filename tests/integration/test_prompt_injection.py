@@ -85,7 +85,9 @@ async def test_obedient_llm_cannot_act_outside_policy(tmp_path: Path,
         # silence_alert is deliberately not allowlisted: the gate must refuse it.
         action_allowlist=["restart_container", "start_container", "notify", "escalate"],
         llm={"api_key": "sk-test-local-123", "base_url": llm_server.url, "timeout_s": 10,
-             "max_retries": 0, "max_tool_calls": 0})
+             "max_retries": 0, "max_tool_calls": 0,
+             # the LLM alone: its every proposal must meet the gate
+             "combine_with_rules": False})
     backend = FakeBackend()
     backends: dict[ActionKind, Any] = {k: backend for k in ActionKind}
     analysis = build_analysis(settings, use_docker=False)

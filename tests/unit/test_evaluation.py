@@ -151,3 +151,41 @@ def test_no_summary_repeats_a_word(suite: list[Scenario]) -> None:
         d = rules.analyse_sync(s.context(), s.targets, s.evidence)
         for text in (d.summary, d.probable_cause):
             assert not doubled.search(text), (s.name, text)
+# --- offline investigation and the per-engine report -------------------------------------------
+
+
+async def test_recorded_tools_answer_from_the_scenario(suite: list[Scenario]) -> None:
+    from sre_agent.evaluation import RecordedTools
+
+    s = next(x for x in suite if x.name == "container-killed-exited")
+    tools = RecordedTools()
+    tools.scenario = s
+    state = await tools.container_state("api")
+    assert state.data["status"] == "exited" and "logs" not in state.data
+    assert (await tools.container_logs("api", 5)).data["logs"] == []
+    assert (await tools.container_state("database")).error
+    assert "no recorded result" in str((await tools.query_prometheus("up")).error)
+
+
+async def test_the_report_separates_the_llm_from_its_fallback(suite: list[Scenario]) -> None:
+    class HalfLLM:
+        name = "chain"
+
+        def __init__(self) -> None:
+            self.rules = RulesAnalyzer()
+            self.n = 0
+
+        async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                          evidence: list[Evidence]) -> Diagnosis:
+            self.n += 1
+            d = await self.rules.analyse(ctx, targets, evidence)
+            if self.n % 2:
+                return d.model_copy(update={"fallback_reason": "llm timeout"})
+            return d.model_copy(update={"engine": "llm", "tokens": 1000})
+
+    report = await evaluate(HalfLLM(), suite[:10], engine="llm")
+    s = report.summary()
+    assert s["engine"] == "llm" and s["llm_answers"] == 5 and s["valid_output_rate"] == 0.5
+    assert s["fallbacks_by_reason"] == {"llm timeout": 5}
+    assert s["tokens_per_incident_mean"] == 1000 and s["action_accuracy_llm_answers"] == 1.0
+    assert s["latency_ms_p95"] >= s["latency_ms_p50"] >= 0

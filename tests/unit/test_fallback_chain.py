@@ -288,8 +288,8 @@ async def test_from_settings_without_a_key_has_no_primary() -> None:
 
 
 def test_from_settings_with_a_key_builds_the_llm() -> None:
-    settings = LLMSettings(api_key=SecretStr("sk-test"), base_url="http://127.0.0.1:9/v1",
-                           breaker_failures=5, timeout_s=4)
+    settings = LLMSettings(api_key=SecretStr("sk-test-0123456789"),
+                           base_url="http://127.0.0.1:9/v1", breaker_failures=5, timeout_s=4)
     chain = FallbackAnalyzer.from_settings(settings, FakeRules())
     status = chain.status()
     assert status["configured"] is True and status["primary"] == "llm"

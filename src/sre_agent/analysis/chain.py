@@ -15,6 +15,14 @@ Breaker: after ``breaker_failures`` consecutive failures the primary is skipped 
 breaker; failure opens it for another cooldown. Skips for rate limit or token budget are not
 failures.
 
+With ``combine=True`` (the default from settings, ``SRE_AGENT_LLM__COMBINE_WITH_RULES``) a
+successful LLM answer is not used alone: the rules analyse the same incident too and
+``analysis/combine.py`` merges the two, so that switching the LLM on can only help.
+
+``status()`` reports the breaker, the call budget and running totals (calls, failures, tokens,
+latency p50/p95 of the last 100 answers); ``llm_state(status)`` turns it into the one state
+shown by ``/status`` JSON and the dashboard alike.
+
 Every returned Diagnosis, from either engine, has been through ``validate_proposals``.
 This module never imports LangChain; ``from_settings`` imports the LLM module lazily.
 """
@@ -28,6 +36,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from sre_agent.analysis.combine import combine as combine_diagnoses
 from sre_agent.analysis.tools import InvestigationTools
 from sre_agent.analysis.validation import (
     LLMError,
@@ -51,9 +60,11 @@ __all__ = [
     "LLMRefusal",
     "LLMTimeout",
     "describe_failure",
+    "llm_state",
 ]
 
 RATE_WINDOW_S = 60.0
+LATENCY_WINDOW = 100
 
 
 class BreakerState(StrEnum):
@@ -72,6 +83,34 @@ def describe_failure(exc: BaseException) -> str:
     return f"llm error: {type(exc).__name__}" + (f": {text[:150]}" if text else "")
 
 
+def llm_state(status: dict[str, Any]) -> tuple[str, str]:
+    """The LLM's state and a one-line detail, from ``FallbackAnalyzer.status()``: the single
+    function behind both ``/status`` JSON (``components.llm``) and the dashboard badge.
+
+    ``disabled`` (rules only), ``breaker_open`` (skipped; rules answer), ``degraded`` (recent
+    failures, breaker still closed), ``healthy``.
+    """
+    if not status.get("configured"):
+        return "disabled", "runbook rules only"
+    calls = (f"{status.get('calls_last_minute', 0)}/{status.get('calls_per_minute_limit', '?')}"
+             " calls/min")
+    if status.get("breaker_open"):
+        remaining = float(status.get("breaker_cooldown_remaining_s") or 0.0)
+        return "breaker_open", f"falling back to rules; retry in {remaining:.0f}s"
+    failures = int(status.get("consecutive_failures") or 0)
+    if failures:
+        return "degraded", f"{failures} recent failure(s); {calls}"
+    return "healthy", calls
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 1)
+
+
 class FallbackAnalyzer:
     """``Analyzer``: primary under breaker and budgets, fallback when it is skipped or fails."""
 
@@ -82,7 +121,8 @@ class FallbackAnalyzer:
                  calls_per_minute: int = 30, max_tokens_per_incident: int = 20000,
                  hard_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 max_tracked_incidents: int = 10_000) -> None:
+                 max_tracked_incidents: int = 10_000, combine: bool = False,
+                 model: str | None = None) -> None:
         if breaker_failures < 1 or calls_per_minute < 1 or max_tokens_per_incident < 1:
             raise ValueError("breaker_failures, calls_per_minute and max_tokens_per_incident "
                              "must be positive")
@@ -101,13 +141,25 @@ class FallbackAnalyzer:
         self._calls: deque[float] = deque()
         self._tokens: OrderedDict[str, int] = OrderedDict()
         self._last_failure: str | None = None
+        self._combine = combine and primary is not None
+        self._model = model
+        self._calls_total = 0
+        self._failures_total = 0
+        self._tokens_total = 0
+        self._latencies_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+
+    @property
+    def combines(self) -> bool:
+        return self._combine
 
     @classmethod
     def from_settings(cls, settings: LLMSettings, fallback: Analyzer, *,
                       tools: InvestigationTools | None = None,
                       hard_timeout_s: float | None = None,
-                      clock: Callable[[], float] = time.monotonic) -> FallbackAnalyzer:
-        """The chain for ``settings``: the LLM module is imported only when a key is set.
+                      clock: Callable[[], float] = time.monotonic,
+                      combine: bool | None = None) -> FallbackAnalyzer:
+        """The chain for ``settings``: the LLM module is imported only when the LLM is on
+        (an API key or a base URL). ``combine`` defaults to ``settings.combine_with_rules``.
 
         ``hard_timeout_s`` bounds one whole LLM analysis (tool rounds included); default
         ``2 * settings.timeout_s``. Keep it below the pipeline's stage timeout.
@@ -124,7 +176,9 @@ class FallbackAnalyzer:
                    max_tokens_per_incident=settings.max_tokens_per_incident,
                    hard_timeout_s=hard_timeout_s if hard_timeout_s is not None
                    else 2 * settings.timeout_s,
-                   clock=clock)
+                   clock=clock,
+                   combine=settings.combine_with_rules if combine is None else combine,
+                   model=settings.model if primary is not None else None)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -160,10 +214,13 @@ class FallbackAnalyzer:
             self._tokens.popitem(last=False)
 
     def _record_success(self) -> None:
+        self._calls_total += 1
         self._failures = 0
         self._opened_at = None
 
     def _record_failure(self, reason: str, now: float) -> None:
+        self._calls_total += 1
+        self._failures_total += 1
         self._failures += 1
         self._last_failure = reason
         if self._failures >= self._breaker_failures:
@@ -177,10 +234,13 @@ class FallbackAnalyzer:
         remaining = 0.0
         if state is BreakerState.OPEN and self._opened_at is not None:
             remaining = max(0.0, self._cooldown_s - (now - self._opened_at))
-        return {
+        latencies = list(self._latencies_ms)
+        status: dict[str, Any] = {
             "configured": self._primary is not None,
             "primary": self._primary.name if self._primary is not None else None,
             "fallback": self._fallback.name,
+            "model": self._model,
+            "combined_with_rules": self._combine,
             "breaker_state": state.value,
             "breaker_open": state is BreakerState.OPEN,
             "breaker_cooldown_remaining_s": round(remaining, 3),
@@ -188,7 +248,14 @@ class FallbackAnalyzer:
             "calls_last_minute": len(self._calls),
             "calls_per_minute_limit": self._calls_per_minute,
             "last_failure": self._last_failure,
+            "calls_total": self._calls_total,
+            "failures_total": self._failures_total,
+            "tokens_total": self._tokens_total,
+            "latency_ms_p50": _percentile(latencies, 50),
+            "latency_ms_p95": _percentile(latencies, 95),
         }
+        status["state"], status["detail"] = llm_state(status)
+        return status
 
     # --- analysis ------------------------------------------------------------------------
 
@@ -216,19 +283,32 @@ class FallbackAnalyzer:
                 self._calls.append(now)
                 if trial:
                     self._trial_in_flight = True
+                started = time.perf_counter()
                 try:
                     diagnosis = await self._call_primary(primary, ctx, targets, evidence)
                 except Exception as exc:
                     reason = describe_failure(exc)
-                    self._add_tokens(ctx.incident_id, int(getattr(exc, "tokens", 0) or 0))
+                    spent = int(getattr(exc, "tokens", 0) or 0)
+                    self._add_tokens(ctx.incident_id, spent)
+                    self._tokens_total += max(0, spent)
                     self._record_failure(reason, self._clock())
                 else:
                     self._add_tokens(ctx.incident_id, diagnosis.tokens)
+                    self._tokens_total += max(0, diagnosis.tokens)
+                    self._latencies_ms.append((time.perf_counter() - started) * 1000)
                     self._record_success()
+                    diagnosis = validate_proposals(diagnosis, targets)
+                    if self._combine:
+                        rules = await self._fallback.analyse(ctx, targets, evidence)
+                        diagnosis = combine_diagnoses(validate_proposals(rules, targets),
+                                                      diagnosis, evidence)
                     return validate_proposals(diagnosis, targets)
                 finally:
                     if trial:
                         self._trial_in_flight = False
         diagnosis = await self._fallback.analyse(ctx, targets, evidence)
-        diagnosis = diagnosis.model_copy(update={"fallback_reason": reason})
+        update: dict[str, Any] = {"fallback_reason": reason}
+        if reason is not None:
+            update["action_reason"] = f"the LLM did not answer ({reason}): the rules decide"
+        diagnosis = diagnosis.model_copy(update=update)
         return validate_proposals(diagnosis, targets)

@@ -1,12 +1,22 @@
 """LLM analysis through LangChain and any OpenAI-compatible endpoint.
 
-The only module that imports LangChain (and the OpenAI SDK). Import it only when an API key is
-configured; ``FallbackAnalyzer.from_settings`` does so lazily.
+The only module that imports LangChain (and the OpenAI SDK). Import it only when the LLM is
+configured (an API key or a base URL); ``FallbackAnalyzer.from_settings`` does so lazily.
+
+Every request is bounded and deterministic: ``max_tokens`` (``settings.max_output_tokens``),
+``temperature`` (default 0) and ``seed`` (when set) are sent on every call, and each request
+is cut at ``settings.timeout_s`` (the coroutine is cancelled, which closes the connection; a
+one-slot server such as llama.cpp then stops generating). Retries are ours, not the SDK's, and
+only for errors a retry can fix: connection refused/reset, 429 and 5xx. A timeout is never
+retried: the retry would queue behind the request still running on a one-slot server.
 
 One analysis is:
-1. an optional, bounded investigation: the model may call the read-only tools (at most
-   ``settings.max_tool_calls`` calls in total; calls beyond the budget are answered with an
-   error instead of being run), our own loop over ``bind_tools`` and ``ToolMessage``s;
+1. an optional, bounded investigation (``settings.investigation_mode``):
+   - ``native``: the API's tool calls, our own loop over ``bind_tools`` and ``ToolMessage``s;
+   - ``prompted``: the model asks for a tool in the small JSON protocol of
+     ``analysis/protocol.py``, one tool per round;
+   either way at most ``settings.max_tool_calls`` tools run (calls beyond the budget are
+   answered with an error instead of being run);
 2. one final structured answer through ``with_structured_output(schema,
    method=settings.structured_output_method, include_raw=True)``;
 3. ``coerce_llm_output`` then ``validate_proposals``.
@@ -17,12 +27,24 @@ call and raises there, so ``include_raw=True`` cannot hand back the raw answer, 
 action would sink the whole diagnosis. With the dict every method yields a plain dict (or a
 parsing error and the raw message) and our own coercion decides.
 
+Same input, same answer, with a prompt cache: at temperature 0 a server such as llama.cpp is
+deterministic for the same batches, but its prompt cache changes the batches. A repeat of a
+prompt that is wholly cached re-evaluates only the last prompt token, alone, and that token's
+slightly different numbers can flip a near-tie (seen: ``silence_alert`` on one run,
+``start_container`` on the next). With ``settings.primes_prompt_cache`` (default with a base URL)
+each analysis first sends the static system prompt alone, for one output token: the cache then
+always holds exactly that prefix, computed once, and the incident after it is always evaluated
+as one fresh batch from the same position, whether or not the same incident came before. It
+costs one short request (a cached prefix and one token); its tokens are not the incident's.
+
 Failures raise an ``LLMError`` subclass (``LLMTimeout``, ``LLMHTTPError``, ``LLMInvalidOutput``,
 ``LLMRefusal``), each carrying the tokens spent so far; the chain falls back on them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -40,10 +62,24 @@ from pydantic import BaseModel
 from sre_agent.analysis.prompts import (
     FINAL_INSTRUCTION,
     INVESTIGATION_INSTRUCTION,
-    SYSTEM_PROMPT,
+    PROMPTED_INVESTIGATION_INSTRUCTION,
+    PROMPTED_NEXT_INSTRUCTION,
     build_user_message,
+    system_prompt,
+    tool_result_message,
 )
-from sre_agent.analysis.tools import InvestigationTools, build_langchain_tools, tool_error
+from sre_agent.analysis.protocol import (
+    ProtocolError,
+    parse_tool_request,
+    protocol_text,
+    tool_request_json_schema,
+)
+from sre_agent.analysis.tools import (
+    GuardedInvestigation,
+    InvestigationTools,
+    build_langchain_tools,
+    tool_error,
+)
 from sre_agent.analysis.validation import (
     LLMDiagnosis,
     LLMError,
@@ -55,7 +91,7 @@ from sre_agent.analysis.validation import (
     llm_output_json_schema,
     validate_proposals,
 )
-from sre_agent.config import LLMSettings
+from sre_agent.config import Investigation, LLMSettings, StructuredOutputMethod
 from sre_agent.domain.diagnosis import Diagnosis, Engine
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
 
@@ -71,6 +107,28 @@ __all__ = [
 
 
 SCHEMA_NAME = LLMDiagnosis.__name__  # the function name under method="function_calling"
+MAX_BACKOFF_S = 4.0
+
+
+def retryable(exc: BaseException) -> bool:
+    """Errors a retry can fix: connection refused/reset, 429, 5xx. Never a timeout."""
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return False
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return False
+
+
+def _backoff_s(exc: BaseException, attempt: int) -> float:
+    delay = 0.5 * 2 ** attempt
+    response = getattr(exc, "response", None)
+    header = response.headers.get("retry-after") if response is not None else None
+    if header:
+        with contextlib.suppress(ValueError):
+            delay = float(header)
+    return float(max(0.0, min(delay, MAX_BACKOFF_S)))
 
 
 def _tokens(message: BaseMessage) -> int:
@@ -88,6 +146,13 @@ def _as_llm_error(exc: Exception, tokens: int) -> LLMError:
     if isinstance(exc, LLMError):
         exc.tokens += tokens
         return exc
+    if isinstance(exc, openai.LengthFinishReasonError):
+        usage = getattr(exc.completion, "usage", None)
+        spent = int(getattr(usage, "total_tokens", 0) or 0)
+        return LLMInvalidOutput("answer cut at the output token limit (max_output_tokens)",
+                                tokens=tokens + spent)
+    if isinstance(exc, openai.ContentFilterFinishReasonError):
+        return LLMRefusal("the server's content filter stopped the answer", tokens=tokens)
     if isinstance(exc, openai.APITimeoutError):
         return LLMTimeout("request timed out", tokens=tokens)
     if isinstance(exc, openai.APIStatusError):
@@ -130,6 +195,16 @@ def _raw_object(raw: AIMessage) -> dict[str, Any] | None:
     return None
 
 
+def _tool_output_error(output: str) -> str | None:
+    """The error of a tool's JSON output, if it is one (for the diagnosis' tool log)."""
+    try:
+        value = json.loads(output)
+    except ValueError:
+        return None
+    error = value.get("error") if isinstance(value, dict) else None
+    return str(error)[:200] if error else None
+
+
 def _refusal(raw: AIMessage) -> str | None:
     value = raw.additional_kwargs.get("refusal")
     return str(value) if value else None
@@ -142,17 +217,23 @@ class LangChainAnalyzer:
 
     def __init__(self, settings: LLMSettings, tools: InvestigationTools | None = None, *,
                  tool_timeout_s: float = 10.0) -> None:
-        if settings.api_key is None or not settings.api_key.get_secret_value():
-            raise ValueError("LangChainAnalyzer needs an API key (SRE_AGENT_LLM__API_KEY)")
+        if not settings.enabled:
+            raise ValueError("LangChainAnalyzer needs SRE_AGENT_LLM__BASE_URL (a local server) "
+                             "or SRE_AGENT_LLM__API_KEY")
         self._settings = settings
         self._tools = tools
         self._tool_timeout_s = tool_timeout_s
+        self.investigation = settings.investigation_mode if tools is not None else (
+            Investigation.OFF)
         self._model = ChatOpenAI(
             model=settings.model,
             base_url=settings.base_url,
-            api_key=settings.api_key,
+            api_key=settings.effective_api_key,
             timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
+            max_retries=0,  # ours: see retryable()
+            max_completion_tokens=settings.max_output_tokens,  # llama.cpp: an alias
+            temperature=settings.temperature,
+            seed=settings.seed,
             # Our own client: langchain-openai otherwise shares one process-wide async client,
             # which breaks when an analyzer lives on a different event loop than the first.
             http_async_client=httpx.AsyncClient(timeout=settings.timeout_s),
@@ -162,6 +243,20 @@ class LangChainAnalyzer:
             method=settings.structured_output_method.value,
             include_raw=True,
         )
+        self._protocol: Runnable[Any, Any] = self._protocol_model(settings)
+        self._primer: Runnable[Any, Any] = self._model.bind(max_completion_tokens=1)
+        self._system = system_prompt(
+            protocol_text() if self.investigation is Investigation.PROMPTED else None)
+
+    def _protocol_model(self, settings: LLMSettings) -> Runnable[Any, Any]:
+        """The model for a prompted tool round: JSON enforced when the server can."""
+        method = settings.structured_output_method
+        if method is StructuredOutputMethod.JSON_SCHEMA:
+            return self._model.bind(response_format={"type": "json_schema", "json_schema": {
+                "name": "ToolRequest", "schema": tool_request_json_schema(), "strict": False}})
+        if method is StructuredOutputMethod.JSON_MODE:
+            return self._model.bind(response_format={"type": "json_object"})
+        return self._model
 
     @property
     def model(self) -> str:
@@ -171,13 +266,20 @@ class LangChainAnalyzer:
                       evidence: list[Evidence]) -> Diagnosis:
         started = time.perf_counter()
         user = build_user_message(ctx, targets, evidence)
-        messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT)]
+        if self._settings.primes_prompt_cache:
+            await self._prime()
+        messages: list[BaseMessage] = [SystemMessage(self._system)]
         tokens = 0
-        if self._tools is not None and self._settings.max_tool_calls > 0:
-            lc_tools = build_langchain_tools(self._tools, [t.name for t in targets],
-                                             timeout_s=self._tool_timeout_s)
+        tool_log: list[dict[str, Any]] = []
+        names = [t.name for t in targets]
+        if self._tools is not None and self.investigation is Investigation.NATIVE:
+            lc_tools = build_langchain_tools(self._tools, names, timeout_s=self._tool_timeout_s)
             messages.append(HumanMessage(f"{user}\n\n{INVESTIGATION_INSTRUCTION}"))
-            tokens = await self._investigate(messages, lc_tools)
+            tokens = await self._investigate(messages, lc_tools, tool_log)
+        elif self._tools is not None and self.investigation is Investigation.PROMPTED:
+            guarded = GuardedInvestigation(self._tools, names, timeout_s=self._tool_timeout_s)
+            messages.append(HumanMessage(f"{user}\n\n{PROMPTED_INVESTIGATION_INSTRUCTION}"))
+            tokens = await self._investigate_prompted(messages, guarded, tool_log)
         else:
             messages.append(HumanMessage(user))
         messages.append(HumanMessage(FINAL_INSTRUCTION))
@@ -217,17 +319,65 @@ class LangChainAnalyzer:
             "model": str(model_name),
             "tokens": tokens,
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "tool_calls": tool_log,
         })
         return validate_proposals(diagnosis, targets)
 
+    async def _prime(self) -> None:
+        """The static system prompt alone, one output token: pins the server's prompt cache
+        to that prefix (see the module doc). Best effort: a failure here is not the analysis'."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._primer.ainvoke([SystemMessage(self._system)]),
+                                   timeout=self._settings.timeout_s)
+
     async def _invoke(self, runnable: Runnable[Any, Any], messages: Sequence[BaseMessage],
                       tokens: int) -> Any:
-        try:
-            return await runnable.ainvoke(list(messages))
-        except Exception as exc:
-            raise _as_llm_error(exc, tokens) from exc
+        """One request, cut at ``timeout_s``; retried only on errors a retry can fix."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.wait_for(runnable.ainvoke(list(messages)),
+                                              timeout=self._settings.timeout_s)
+            except TimeoutError:
+                raise LLMTimeout("request timed out", tokens=tokens) from None
+            except Exception as exc:
+                if attempt < self._settings.max_retries and retryable(exc):
+                    await asyncio.sleep(_backoff_s(exc, attempt))
+                    attempt += 1
+                    continue
+                raise _as_llm_error(exc, tokens) from exc
 
-    async def _investigate(self, messages: list[BaseMessage], lc_tools: list[BaseTool]) -> int:
+    async def _investigate_prompted(self, messages: list[BaseMessage],
+                                    guarded: GuardedInvestigation,
+                                    tool_log: list[dict[str, Any]]) -> int:
+        """Prompted tool rounds, appending to ``messages``: one tool per round, at most
+        ``max_tool_calls`` rounds. An answer that is not a valid request ends the
+        investigation (the final answer is still asked for). Returns the tokens spent."""
+        tokens = 0
+        for _round in range(self._settings.max_tool_calls):
+            reply = await self._invoke(self._protocol, messages, tokens)
+            if not isinstance(reply, AIMessage):
+                raise LLMInvalidOutput("tool round returned no message", tokens=tokens)
+            tokens += _tokens(reply)
+            if _refusal(reply):
+                raise LLMRefusal(str(_refusal(reply))[:200], tokens=tokens)
+            messages.append(AIMessage(reply.text))
+            try:
+                request = parse_tool_request(reply.text)
+            except ProtocolError as exc:
+                tool_log.append({"tool": None, "args": {}, "error": str(exc)[:200]})
+                break
+            if request is None:
+                break
+            output = await guarded.call(request.tool, request.args)
+            tool_log.append({"tool": request.tool, "args": request.args,
+                             "error": _tool_output_error(output)})
+            messages.append(HumanMessage(
+                f"{tool_result_message(request.tool, output)}\n\n{PROMPTED_NEXT_INSTRUCTION}"))
+        return tokens
+
+    async def _investigate(self, messages: list[BaseMessage], lc_tools: list[BaseTool],
+                           tool_log: list[dict[str, Any]]) -> int:
         """Run the tool loop, appending to ``messages``. Returns the tokens spent."""
         by_name = {t.name: t for t in lc_tools}
         bound = self._model.bind_tools(lc_tools)
@@ -260,6 +410,8 @@ class LangChainAnalyzer:
                 else:
                     budget -= 1
                     output = await self._run_tool(by_name[name], args)
+                    tool_log.append({"tool": name, "args": args,
+                                     "error": _tool_output_error(output)})
                 messages.append(ToolMessage(content=output, tool_call_id=call_id or ""))
             if budget <= 0:
                 break

@@ -113,6 +113,21 @@ class GuardedInvestigation:
         return await self._run(self._tools.container_logs(name, tail))
 
 
+    async def call(self, tool: str, args: dict[str, Any]) -> str:
+        """Run one tool by name (the prompted protocol); an unknown name is refused."""
+        if tool == "query_prometheus":
+            return await self.query_prometheus(str(args.get("promql", "")))
+        if tool == "container_state":
+            return await self.container_state(str(args.get("name", "")))
+        if tool == "container_logs":
+            try:
+                tail = int(args.get("tail", 50))
+            except (TypeError, ValueError):
+                return tool_error("'tail' must be a number")
+            return await self.container_logs(str(args.get("name", "")), tail)
+        return tool_error(f"unknown tool {tool[:100]!r}")
+
+
 def build_langchain_tools(tools: InvestigationTools, target_names: Iterable[str], *,
                           output_limit: int = TOOL_OUTPUT_LIMIT,
                           timeout_s: float = TOOL_TIMEOUT_S) -> list[BaseTool]:

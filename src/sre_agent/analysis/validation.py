@@ -119,9 +119,39 @@ class LLMDiagnosis(BaseModel):
     requires_immediate_action: bool = Field(default=False)
 
 
+# Bounds written into the schema: servers that enforce the schema with a grammar (llama.cpp,
+# vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
+_SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
+    "summary": {"maxLength": 240}, "probable_cause": {"maxLength": 200},
+    "evidence": {"maxItems": 2}, "proposed_actions": {"maxItems": 3},
+}
+
+
 def llm_output_json_schema() -> dict[str, Any]:
-    """``LLMDiagnosis`` as a JSON schema dict (what ``with_structured_output`` is given)."""
-    return LLMDiagnosis.model_json_schema()
+    """``LLMDiagnosis`` as a JSON schema dict (what ``with_structured_output`` is given), with
+    length bounds on the free-text fields and lists."""
+    schema = LLMDiagnosis.model_json_schema()
+    props = schema.get("properties", {})
+    # Not asked for: the gate and the rules decide urgency; fewer tokens to generate.
+    for name in ("issue_detected", "requires_immediate_action"):
+        props.pop(name, None)
+    # Every field asked for is required: a grammar-enforcing server (llama.cpp) otherwise lets
+    # a small model skip the optional ones (seen: no category, no probable cause, ever).
+    schema["required"] = [n for n in ("summary", "probable_cause", "category", "severity",
+                                      "confidence", "evidence", "proposed_actions")
+                          if n in props]
+    action = schema.get("$defs", {}).get("LLMProposedAction", {})
+    if action:
+        action["required"] = ["kind", "target", "reason"]
+    for name, bounds in _SCHEMA_BOUNDS.items():
+        if name in props:
+            props[name].update(bounds)
+    if isinstance(props.get("evidence", {}).get("items"), dict):
+        props["evidence"]["items"]["maxLength"] = 100
+    action_props = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
+    if "reason" in action_props:
+        action_props["reason"]["maxLength"] = 120
+    return schema
 
 
 # --- coercion of the model's raw answer --------------------------------------------------------

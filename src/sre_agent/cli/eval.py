@@ -1,6 +1,12 @@
-"""``sre-agent eval [DIR]``: run the scenario suite through an analyser and score it.
+"""``sre-agent eval [DIR] [--engine rules|llm|combined]``: score an engine on the scenario suite.
 
-Exit 0 when no proposal is unsafe, 1 when one is, 2 on bad input (one line, no traceback).
+``llm`` is the LLM with the rules as its fallback; ``combined`` is what the agent runs with the
+LLM on (``analysis/combine.py``). For both, the LLM's investigation is answered from each
+scenario's recorded evidence, and the report shows the fallbacks separately: an answer the
+rules gave because the LLM failed is not the LLM's.
+
+Exit 0 when no proposal is unsafe, 1 when one is, 2 on bad input (one line, no traceback),
+3 when the engine uses the LLM and the LLM never answered (every answer was a fallback).
 """
 
 from __future__ import annotations
@@ -8,11 +14,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from sre_agent.cli.common import fail, load_settings
-from sre_agent.evaluation import EvaluationReport, ScenarioError, evaluate, load_scenarios
+from sre_agent.evaluation import (
+    EvaluationReport,
+    RecordedTools,
+    ScenarioError,
+    evaluate,
+    load_scenarios,
+)
 from sre_agent.ports import Analyzer
 
 DEFAULT_DIR = Path("tests") / "scenarios"
@@ -22,13 +35,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("eval", help="score an analyser on the scenario suite")
     p.add_argument("directory", nargs="?", metavar="DIR",
                    help=f"scenario folder (default: ./{DEFAULT_DIR})")
-    p.add_argument("--engine", choices=("rules", "llm"), default="rules")
+    p.add_argument("--engine", choices=("rules", "llm", "combined"), default="rules",
+                   help="rules alone; the LLM (rules as fallback); or both combined")
     p.add_argument("--runbooks-dir", help="extra runbooks for the rules engine")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
 
-def _analyzer(args: argparse.Namespace) -> Analyzer | str:
+def _analyzer(args: argparse.Namespace, tools: RecordedTools) -> Analyzer | str:
     """The analyser to score, or why there is none."""
     if args.engine == "rules":
         from sre_agent.analysis.rules import RulesAnalyzer, RunbookError
@@ -45,9 +59,9 @@ def _analyzer(args: argparse.Namespace) -> Analyzer | str:
     except ImportError as exc:
         return f"the LLM engine is not available in this build ({exc})"
     try:
-        analyzer: Analyzer = build_analyzer(settings, "llm")
+        analyzer: Analyzer = build_analyzer(settings, args.engine, tools)
     except Exception as exc:  # a misconfigured engine is bad input, not a crash
-        return f"cannot build the LLM analyser: {exc}"
+        return f"cannot build the {args.engine} analyser: {exc}"
     return analyzer
 
 
@@ -74,6 +88,19 @@ def render_table(report: EvaluationReport) -> str:
                  f"category accuracy {report.category_accuracy:.1%}, unsafe {s['unsafe']}"
                  + (f", fallbacks {s['fallbacks']}" if s["fallbacks"] else "")
                  + (f", errors {s['errors']}" if s["errors"] else ""))
+    if report.uses_llm:
+        own = s["action_accuracy_llm_answers"]
+        lines.append(
+            f"LLM answers {s['llm_answers']}/{s['scenarios']} (valid output rate "
+            f"{s['valid_output_rate']:.1%})"
+            + (f", action accuracy on its own answers {own:.1%}" if own is not None else "")
+            + f"; latency p50 {s['latency_ms_p50'] / 1000:.1f}s p95 "
+            f"{s['latency_ms_p95'] / 1000:.1f}s; tokens per incident mean "
+            f"{s['tokens_per_incident_mean']} max {s['tokens_per_incident_max']}; "
+            f"tool calls {s['tool_calls']}")
+        if s["fallbacks_by_reason"]:
+            lines.append("fallbacks to the rules by reason: " + ", ".join(
+                f"{reason} x{n}" for reason, n in s["fallbacks_by_reason"].items()))
     return "\n".join(lines)
 
 
@@ -85,14 +112,21 @@ def run(args: argparse.Namespace) -> int:
         scenarios = load_scenarios(directory)
     except ScenarioError as exc:
         return fail(str(exc))
-    analyzer = _analyzer(args)
+    tools = RecordedTools()
+    analyzer = _analyzer(args, tools)
     if isinstance(analyzer, str):
         return fail(analyzer) if analyzer else 2
-    report = asyncio.run(evaluate(analyzer, scenarios))
+    report = asyncio.run(evaluate(analyzer, scenarios, tools=tools, engine=args.engine))
     if args.json:
         print(json.dumps({**report.summary(), "results": [
             {**r.model_dump(mode="json"), "status": r.status} for r in report.results]},
             indent=2))
     else:
         print(render_table(report))
+    if report.uses_llm and report.llm_answers == 0:
+        reasons = ", ".join(f"{r} x{n}" for r, n in report.fallbacks_by_reason().items())
+        print(f"sre-agent eval: the LLM never answered ({reasons or 'no answers'}); these "
+              "figures are the rules' fallback, not the LLM's. Check SRE_AGENT_LLM__BASE_URL "
+              "and __MODEL.", file=sys.stderr)
+        return 3
     return 1 if report.unsafe else 0

@@ -49,6 +49,9 @@ class ProposedAction(BaseModel):
     target: str | None = Field(default=None, description="container name, for container actions")
     reason: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
+    needs_approval: bool = Field(
+        default=False, description="an operator must approve it whatever the mode (the "
+                                   "combined engine: an LLM action the runbooks did not propose)")
 
 
 class Diagnosis(BaseModel):
@@ -70,3 +73,9 @@ class Diagnosis(BaseModel):
     latency_ms: float = 0.0
     fallback_reason: str | None = None
     dropped_actions: list[dict[str, Any]] = Field(default_factory=list)
+    # Which engine chose the proposed actions (rules, llm), and why: the combined engine's
+    # record (analysis/combine.py). None: the one engine that answered chose them.
+    action_engine: Engine | None = None
+    action_reason: str = ""
+    tool_calls: list[dict[str, Any]] = Field(
+        default_factory=list, description="the LLM's investigation: tool, args, error")

@@ -9,7 +9,8 @@ Order of checks (the first that applies decides):
  6. cooldown for (kind, target)              -> blocked
  7. rate limit (global, per target, per hour) -> blocked
  8. mode dry_run                             -> dry_run (recorded, not run)
- 9. needs an operator (approval mode, low confidence, disagreement, poor track record)
+ 9. needs an operator (approval mode, low confidence, an LLM alternative to a matched
+    runbook, disagreement, poor track record)
                                              -> needs_approval, unless already approved
 10. otherwise                                -> execute
 
@@ -54,6 +55,7 @@ class ReasonCode(StrEnum):
     APPROVAL_MODE = "approval_mode"
     LOW_CONFIDENCE = "low_confidence"
     DISAGREEMENT = "disagreement"
+    LLM_ALTERNATIVE = "llm_alternative"  # the combined engine: LLM overrode a matched runbook
     POOR_TRACK_RECORD = "poor_track_record"
     AUTONOMOUS = "autonomous"
     # Refusals before the gate proper runs.
@@ -126,6 +128,7 @@ class Proposal:
     target_verified: bool = False
     target_labels: dict[str, str] = field(default_factory=dict)
     agreed: bool = True  # rules and LLM proposed the same action (True when only one engine)
+    needs_approval: bool = False  # combined engine: an LLM alternative to a matched runbook
     approved: bool = False  # an operator approved this very action
 
 
@@ -239,6 +242,9 @@ def decide(p: Proposal, policy: Policy, s: GateState) -> Decision:
         return Decision(Outcome.NEEDS_APPROVAL, ReasonCode.LOW_CONFIDENCE,
                         f"confidence {p.confidence:.2f} below "
                         f"{policy.min_confidence_autonomous:.2f}")
+    if p.needs_approval:
+        return Decision(Outcome.NEEDS_APPROVAL, ReasonCode.LLM_ALTERNATIVE,
+                        "the LLM's alternative to a matched runbook: an operator must approve")
     if policy.require_agreement and not p.agreed:
         return Decision(Outcome.NEEDS_APPROVAL, ReasonCode.DISAGREEMENT,
                         "rules and LLM disagree on this action")

@@ -92,6 +92,7 @@ def proposal_events(incident_id: str, diagnosis: Diagnosis,
                       "target_verified": bool(target and target.verified),
                       "target_labels": dict(target.labels) if target else {},
                       "agreed": others is None or (action.kind.value, action.target) in others,
+                      "needs_approval": action.needs_approval,
                       "params": action.params}), Actor.AGENT, incident_id))
     return events
 

@@ -152,17 +152,15 @@ class ComponentRow:
 
 
 def llm_badge(llm: Mapping[str, Any]) -> tuple[Badge, str]:
-    if not llm.get("configured"):
-        return badge_for(COMPONENT_STATUS, "disabled"), "runbook rules only"
-    if llm.get("breaker_open"):
-        remaining = fmt_duration(llm.get("breaker_cooldown_remaining_s"))
-        return (badge_for(COMPONENT_STATUS, "breaker_open"),
-                f"falling back to rules; retry in {remaining}")
-    failures = int(llm.get("consecutive_failures") or 0)
-    calls = f"{llm.get('calls_last_minute', 0)}/{llm.get('calls_per_minute_limit', '?')} calls/min"
-    if failures:
-        return badge_for(COMPONENT_STATUS, "degraded"), f"{failures} recent failure(s); {calls}"
-    return badge_for(COMPONENT_STATUS, "healthy"), calls
+    """The state computed by ``analysis.chain.llm_state`` (the same as ``/status`` JSON), with
+    the model's running totals."""
+    state = str(llm.get("state") or ("healthy" if llm.get("configured") else "disabled"))
+    detail = str(llm.get("detail") or "")
+    if llm.get("configured") and llm.get("calls_total"):
+        p50 = llm.get("latency_ms_p50")
+        detail += (f"; {llm['calls_total']} calls, {llm.get('tokens_total', 0)} tokens"
+                   + (f", p50 {float(p50) / 1000:.1f}s" if p50 is not None else ""))
+    return badge_for(COMPONENT_STATUS, state), detail
 
 
 def component_rows(status: Mapping[str, Any]) -> list[ComponentRow]:
@@ -172,8 +170,9 @@ def component_rows(status: Mapping[str, Any]) -> list[ComponentRow]:
                          clip(store.get("detail") or "event log and projections"))]
     components = status.get("components") or {}
     llm_component = components.get("llm") or {}
-    badge, detail = llm_badge(status.get("llm") or {})
-    model = llm_component.get("detail") if llm_component.get("status") != "disabled" else ""
+    llm = status.get("llm") or {}
+    badge, detail = llm_badge(llm)
+    model = str(llm.get("model") or "") if llm_component.get("status") != "disabled" else ""
     rows.append(ComponentRow("LLM", badge, clip(" · ".join(p for p in (model, detail) if p))))
     for key, name in (("prometheus", "Prometheus"), ("docker", "Docker"),
                       ("alertmanager", "Alertmanager")):

@@ -32,12 +32,9 @@ async def build_status(services: Services) -> StatusOut:
         counts, last = {}, None
         state = effective_control({}, settings.mode)
         store_status = ComponentOut(status="unavailable", detail=str(exc))
-    llm = services.analysis.analyzer.status()
-    if not llm["configured"]:
-        llm_out = ComponentOut(status="disabled", detail="rules only")
-    else:
-        llm_out = ComponentOut(status="breaker_open" if llm["breaker_state"] == "open"
-                               else "configured", detail=settings.llm.model)
+    llm = services.analysis.analyzer.status()  # state/detail: analysis.chain.llm_state
+    llm_out = ComponentOut(status=llm["state"], detail=" · ".join(
+        p for p in (llm.get("model"), llm["detail"]) if p))
     components = {
         "llm": llm_out,
         "prometheus": ComponentOut(status="configured" if settings.prometheus_url else "disabled"),

@@ -81,4 +81,5 @@ def proposal_of(row: dict[str, Any]) -> Proposal:
                     target_verified=bool(p.get("target_verified", False)),
                     target_labels=dict(p.get("target_labels", {})),
                     agreed=bool(p.get("agreed", True)),
+                    needs_approval=bool(p.get("needs_approval", False)),
                     approved=row["status"] == ActionStatus.APPROVED)
