@@ -65,8 +65,16 @@ class AlertOut(BaseModel):
 
 
 class IncidentDetail(IncidentOut):
-    alerts: list[AlertOut]
-    events: list[EventOut]
+    alerts: list[AlertOut] = Field(description="one page of the alerts, in the order received "
+                                               "(`alerts_offset`, `alerts_limit`); "
+                                               "`alerts_total` counts them all")
+    alerts_offset: int
+    alerts_limit: int
+    events: list[EventOut] = Field(description="one page of the timeline, oldest first: the "
+                                               "events after `events_since`")
+    events_total: int = Field(description="every event of the incident")
+    events_next_since: int | None = Field(description="pass as `events_since` for the next "
+                                                      "page; null on the last page")
 
 
 class AuditList(BaseModel):

@@ -134,15 +134,52 @@ class TimelineRow:
     tone: str
     text: str
     hash: str
+    folded: int = 0  # a summary row standing for this many AlertReceived events
+
+
+# A run of more than RUN_LIMIT AlertReceived events shows its first RUN_SHOWN, then one row.
+RUN_LIMIT = 8
+RUN_SHOWN = 5
+
+
+def _row(ev: StoredEvent, names: Mapping[str, str]) -> TimelineRow:
+    return TimelineRow(seq=ev.seq, at=ev.at, time=fmt_time(ev.at or None), type=str(ev.type),
+                       actor=clip(ev.actor, 80), tone=EVENT_TONE.get(ev.type, "info"),
+                       text=describe_event(ev, names), hash=ev.hash)
+
+
+def _folded(run: list[StoredEvent]) -> TimelineRow:
+    last = run[-1]
+    return TimelineRow(seq=run[0].seq, at=last.at, time=fmt_time(last.at or None),
+                       type=str(last.type), actor=clip(last.actor, 80), tone="warn",
+                       text=f"… {len(run):,} more alerts received (#{run[0].seq}-#{last.seq}; "
+                            "every alert is listed under Alerts)",
+                       hash=last.hash, folded=len(run))
 
 
 def timeline(events: Iterable[EventLike]) -> list[TimelineRow]:
+    """One row per event, except that long runs of AlertReceived fold into one row."""
     items = as_events(events)
     names = action_names(items)
-    return [TimelineRow(seq=ev.seq, at=ev.at, time=fmt_time(ev.at or None), type=str(ev.type),
-                        actor=clip(ev.actor, 80), tone=EVENT_TONE.get(ev.type, "info"),
-                        text=describe_event(ev, names), hash=ev.hash)
-            for ev in items]
+    rows: list[TimelineRow] = []
+    run: list[StoredEvent] = []
+
+    def flush() -> None:
+        if len(run) > RUN_LIMIT:
+            rows.extend(_row(ev, names) for ev in run[:RUN_SHOWN])
+            rows.append(_folded(run[RUN_SHOWN:]))
+        else:
+            rows.extend(_row(ev, names) for ev in run)
+        run.clear()
+
+    for ev in items:
+        if ev.type == EventType.ALERT_RECEIVED:
+            run.append(ev)
+            continue
+        flush()
+        rows.append(_row(ev, names))
+    flush()
+    return rows
 
 
 @dataclass(frozen=True)

@@ -239,3 +239,26 @@ def control_badge(paused: bool) -> Badge:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """Where a paged list stands: "alerts 101-200 of 5,000", and the offsets around it."""
+
+    first: int
+    last: int
+    total: int
+    limit: int
+    prev_offset: int | None
+    next_offset: int | None
+
+    @property
+    def paged(self) -> bool:
+        return self.prev_offset is not None or self.next_offset is not None
+
+
+def page_links(offset: int, limit: int, shown: int, total: int) -> PageLinks:
+    total = max(total, offset + shown)
+    return PageLinks(first=offset + 1 if shown else 0, last=offset + shown, total=total,
+                     limit=limit, prev_offset=max(0, offset - limit) if offset > 0 else None,
+                     next_offset=offset + shown if offset + shown < total else None)

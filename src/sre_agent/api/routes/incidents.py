@@ -14,6 +14,10 @@ from sre_agent.web import prefers_html
 from sre_agent.web.report import build_report
 from sre_agent.web.views import now_iso
 
+ALERTS_PAGE = 100
+EVENTS_PAGE = 200
+MAX_PAGE = 1000
+
 router = APIRouter(prefix="/incidents", tags=["incidents"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
 
@@ -36,11 +40,21 @@ async def list_incidents(
     200: {"content": {"text/html": {"schema": {"type": "string"}}},
           "description": "JSON for programs; the incident page for `Accept: text/html`"},
     404: {"model": ErrorOut}})
-async def get_incident(incident_id: str, request: Request,
-                       services: ServicesDep) -> dict[str, Any] | Response:
-    """One incident with its alerts and every event in its timeline."""
+async def get_incident(
+    incident_id: str, request: Request, services: ServicesDep,
+    alerts_offset: Annotated[int, Query(ge=0, le=2**31, description="alerts to skip")] = 0,
+    alerts_limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="alerts per page")]
+    = ALERTS_PAGE,
+    events_since: Annotated[int, Query(ge=0, le=2**62, description=(
+        "only events after this seq: `events_next_since` of the previous page"))] = 0,
+    events_limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="events per page")]
+    = EVENTS_PAGE,
+) -> dict[str, Any] | Response:
+    """One incident with a page of its alerts and a page of its timeline (both bounded, so a
+    5,000-alert incident stays small); the counts say how many there are in all."""
     if prefers_html(request.headers.get("accept")):
-        page = await incident_page(request, services, incident_id)
+        page = await incident_page(request, services, incident_id,
+                                   alerts_offset=alerts_offset, alerts_limit=alerts_limit)
         if page is None:
             raise HTTPException(404, f"incident {incident_id!r} not found")
         return page
@@ -48,10 +62,16 @@ async def get_incident(incident_id: str, request: Request,
     incident = await store.get_incident(incident_id)
     if incident is None:
         raise HTTPException(404, f"incident {incident_id!r} not found")
-    alerts = await store.incident_alerts(incident_id)
-    events = await store.list_events(incident_id=incident_id, limit=100_000)
+    alerts = await store.incident_alerts(incident_id, offset=alerts_offset, limit=alerts_limit)
+    events = await store.list_events(incident_id=incident_id, since_seq=events_since,
+                                     limit=events_limit + 1)
+    more = len(events) > events_limit
+    events = events[:events_limit]
     return {**incident, "alerts": [AlertOut.model_validate(a) for a in alerts],
-            "events": [EventOut(**e.as_dict()) for e in events]}
+            "alerts_offset": alerts_offset, "alerts_limit": alerts_limit,
+            "events": [EventOut(**e.as_dict()) for e in events],
+            "events_total": await store.count_events(incident_id),
+            "events_next_since": events[-1].seq if more else None}
 
 
 @router.get("/{incident_id}/report", response_class=Response, responses={

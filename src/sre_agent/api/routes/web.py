@@ -156,7 +156,7 @@ async def dashboard_page(request: Request, services: Services,
     open_items.sort(key=lambda i: str(i["opened_at"]), reverse=True)
     incidents = []
     for inc in open_items:
-        alerts = await store.incident_alerts(inc["id"])
+        alerts = await store.incident_alerts(inc["id"], limit=200)
         acts = await store.list_actions(incident_id=inc["id"], limit=20)
         incidents.append(views.incident_row(inc, alerts, acts))
     resolved = [views.incident_row(i) for i in
@@ -180,15 +180,17 @@ async def dashboard_page(request: Request, services: Services,
     return render(request, "dashboard.html", context, page="dashboard")
 
 
-async def incident_page(request: Request, services: Services,
-                        incident_id: str) -> HTMLResponse | None:
-    """The incident's page, or None when there is no such incident."""
+async def incident_page(request: Request, services: Services, incident_id: str, *,
+                        alerts_offset: int = 0, alerts_limit: int = 100
+                        ) -> HTMLResponse | None:
+    """The incident's page, or None when there is no such incident. One page of alerts; the
+    timeline folds long runs of received alerts."""
     store = services.store
     last_seq = await _last_seq(services)
     incident = await store.get_incident(incident_id)
     if incident is None:
         return None
-    alerts = await store.incident_alerts(incident_id)
+    alerts = await store.incident_alerts(incident_id, offset=alerts_offset, limit=alerts_limit)
     actions = await store.list_actions(incident_id=incident_id, limit=500)
     actions.sort(key=lambda a: str(a["proposed_at"]))
     events = await store.list_events(incident_id=incident_id, limit=100_000)
@@ -202,6 +204,9 @@ async def incident_page(request: Request, services: Services,
         "dx": incident_view.diagnosis_view(incident.get("diagnosis")),
         "actions": [action_view.action_row(a) for a in actions],
         "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
+        "events_total": len(events),
+        "alerts_page": views.page_links(alerts_offset, alerts_limit, len(alerts),
+                                        int(incident.get("alerts_total") or 0)),
         "last_seq": last_seq, "incident_id": incident_id,
     }
     return render(request, "incident.html", context, page="incident")

@@ -120,7 +120,7 @@
   function refresh() {
     if (refreshing) { refreshAgain = true; return; }
     refreshing = true;
-    fetch(window.location.pathname, {
+    fetch(window.location.pathname + window.location.search, {
       credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" }
     }).then(function (res) {
       if (res.redirected && new URL(res.url).pathname === "/login") {
