@@ -138,6 +138,35 @@ class HealthOut(BaseModel):
     status: str
 
 
+class AckIn(BaseModel):
+    comment: str = Field(default="", max_length=1000)
+
+
+class AssignIn(BaseModel):
+    assignee: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$",
+                          description="who takes the incident: a name, an email or a handle")
+    comment: str = Field(default="", max_length=1000)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, pattern=r"\S",
+                      description="free text; it is shown as text, never as markup")
+
+
+class ResolveIn(BaseModel):
+    reason: str = Field(default="", max_length=1000)
+
+
+class SilenceIn(BaseModel):
+    duration_s: int = Field(ge=60, le=86400, description="how long the silence lasts")
+    comment: str = Field(default="", max_length=1000)
+
+
+class IncidentCommandOut(BaseModel):
+    incident: IncidentOut
+    event: EventOut
+
+
 class DecisionIn(BaseModel):
     comment: str = Field(default="", max_length=1000)
 

@@ -262,3 +262,37 @@ def page_links(offset: int, limit: int, shown: int, total: int) -> PageLinks:
     return PageLinks(first=offset + 1 if shown else 0, last=offset + shown, total=total,
                      limit=limit, prev_offset=max(0, offset - limit) if offset > 0 else None,
                      next_offset=offset + shown if offset + shown < total else None)
+
+
+@dataclass(frozen=True)
+class PauseInfo:
+    """Who pulled the kill switch, when, and why (from the last Paused event)."""
+
+    by: str
+    at: str
+    time: str
+    reason: str
+
+
+def pause_info(actor: str, at: str, reason: str) -> PauseInfo:
+    return PauseInfo(by=clip(actor, 80), at=at, time=fmt_time(at),
+                     reason=clip(reason, 300) or "no reason given")
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """An approval's deadline: the page counts down to ``until`` (ISO) and says when it passed."""
+
+    until: str
+    text: str
+    expired: bool
+
+
+def countdown(expires_ts: float | None, now: float) -> Countdown | None:
+    if expires_ts is None:
+        return None
+    left = float(expires_ts) - now
+    until = datetime.fromtimestamp(float(expires_ts), UTC).isoformat()
+    if left <= 0:
+        return Countdown(until, "approval window passed", True)
+    return Countdown(until, f"expires in {fmt_duration(left)}", False)

@@ -6,10 +6,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from sre_agent.api.deps import OperatorDep, ServicesDep, StoreDep
+from sre_agent.api.deps import CommandsDep, CurrentOperator, OperatorDep, ServicesDep, StoreDep
 from sre_agent.api.routes.web import incident_page
-from sre_agent.api.schemas import AlertOut, ErrorOut, EventOut, IncidentDetail, IncidentList
+from sre_agent.api.schemas import (
+    AckIn,
+    AlertOut,
+    AssignIn,
+    ErrorOut,
+    EventOut,
+    IncidentCommandOut,
+    IncidentDetail,
+    IncidentList,
+    NoteIn,
+    ResolveIn,
+    SilenceIn,
+)
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.pipeline.commands import (
+    Acknowledge,
+    AddNote,
+    Assign,
+    CommandRejected,
+    NotFound,
+    ResolveIncident,
+    SilenceAlert,
+    Unavailable,
+)
+from sre_agent.pipeline.incident_commands import IncidentCommand, IncidentCommandResult
 from sre_agent.web import prefers_html
 from sre_agent.web.report import build_report
 from sre_agent.web.views import now_iso
@@ -89,3 +112,64 @@ async def get_report(incident_id: str, store: StoreDep) -> Response:
     return Response(text, media_type="text/markdown; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{filename}.md"',
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+# --- operator commands on the incident ---------------------------------------------------------
+COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "no such incident"},
+    409: {"model": ErrorOut, "description": "the incident's state does not allow it"}}
+
+
+async def _incident_command(commands: CommandsDep, command: IncidentCommand) -> dict[str, Any]:
+    try:
+        result: IncidentCommandResult = await commands.handle(command)
+    except CommandRejected as exc:
+        code = 404 if isinstance(exc, NotFound) else 502 if isinstance(exc, Unavailable) else 409
+        raise HTTPException(code, str(exc)) from exc
+    return {"incident": result.incident, "event": EventOut(**result.event.as_dict())}
+
+
+@router.post("/{incident_id}/ack", response_model=IncidentCommandOut, responses=COMMAND_ERRORS)
+async def acknowledge(incident_id: str, commands: CommandsDep, actor: CurrentOperator,
+                      body: AckIn | None = None) -> dict[str, Any]:
+    """Acknowledge the incident: you are on it (IncidentAcknowledged, once per incident)."""
+    return await _incident_command(
+        commands, Acknowledge(incident_id, actor, body.comment if body else ""))
+
+
+@router.post("/{incident_id}/assign", response_model=IncidentCommandOut,
+             responses=COMMAND_ERRORS)
+async def assign(incident_id: str, body: AssignIn, commands: CommandsDep,
+                 actor: CurrentOperator) -> dict[str, Any]:
+    """Assign the incident to someone (IncidentAssigned); the last assignment wins."""
+    return await _incident_command(
+        commands, Assign(incident_id, body.assignee, actor, body.comment))
+
+
+@router.post("/{incident_id}/note", response_model=IncidentCommandOut,
+             responses=COMMAND_ERRORS)
+async def add_note(incident_id: str, body: NoteIn, commands: CommandsDep,
+                   actor: CurrentOperator) -> dict[str, Any]:
+    """Add a note to the incident's timeline (NoteAdded); shown on the page and the report."""
+    return await _incident_command(commands, AddNote(incident_id, body.text.strip(), actor))
+
+
+@router.post("/{incident_id}/resolve", response_model=IncidentCommandOut,
+             responses=COMMAND_ERRORS)
+async def resolve(incident_id: str, commands: CommandsDep, actor: CurrentOperator,
+                  body: ResolveIn | None = None) -> dict[str, Any]:
+    """Resolve the incident by hand (IncidentResolved, ``manual: true``); its pending
+    approvals expire."""
+    return await _incident_command(
+        commands, ResolveIncident(incident_id, actor, body.reason if body else ""))
+
+
+@router.post("/{incident_id}/silence", response_model=IncidentCommandOut, responses={
+    **COMMAND_ERRORS, 409: {"model": ErrorOut, "description": "no Alertmanager configured"},
+    502: {"model": ErrorOut, "description": "Alertmanager refused or was unreachable"}})
+async def silence(incident_id: str, body: SilenceIn, commands: CommandsDep,
+                  actor: CurrentOperator) -> dict[str, Any]:
+    """Silence the incident's alert in Alertmanager for ``duration_s`` (AlertSilenced): the
+    silence matches the labels the incident's alerts share."""
+    return await _incident_command(
+        commands, SilenceAlert(incident_id, body.duration_s, actor, body.comment))
