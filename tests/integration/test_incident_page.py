@@ -100,3 +100,107 @@ async def test_page_bounds_are_checked(client: httpx.AsyncClient) -> None:
     assert small["events_next_since"] is None and small["alerts_total"] == 1
     page = await client.get(f"/incidents/{inc}", headers=HTML)
     assert 'class="pager"' not in page.text  # one page: no pager
+
+
+# --- operator commands on an incident ----------------------------------------------------------
+async def test_ack_assign_note_resolve_over_the_api(client: httpx.AsyncClient) -> None:
+    inc = (await client.post(URL, json=notification())).json()["incidents"][0]
+    await settle(client)
+    who = {"x-operator": "alice"}
+    r = await client.post(f"/incidents/{inc}/ack", json={"comment": "looking"}, headers=who)
+    assert r.status_code == 200, r.text
+    assert r.json()["event"]["type"] == "IncidentAcknowledged"
+    assert r.json()["event"]["actor"] == "operator:alice"
+    again = await client.post(f"/incidents/{inc}/ack", headers={"x-operator": "bob"})
+    assert again.status_code == 409 and "already acknowledged by operator:alice" in again.text
+
+    r = await client.post(f"/incidents/{inc}/assign", json={"assignee": "bob"}, headers=who)
+    assert r.status_code == 200 and r.json()["event"]["data"]["assignee"] == "bob"
+    for bad in ({}, {"assignee": ""}, {"assignee": "bob <script>"}, {"assignee": "x" * 65}):
+        r = await client.post(f"/incidents/{inc}/assign", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+    r = await client.post(f"/incidents/{inc}/note", json={"text": "DNS looked <odd>"},
+                          headers=who)
+    assert r.status_code == 200 and r.json()["event"]["data"] == {"text": "DNS looked <odd>"}
+    for bad in ({}, {"text": ""}, {"text": "   "}, {"text": "x" * 4001}):
+        assert (await client.post(f"/incidents/{inc}/note", json=bad)).status_code == 422, bad
+
+    page = (await client.get(f"/incidents/{inc}", headers=HTML)).text
+    assert "by operator:alice at" in page.split('data-testid="acknowledged"')[1][:200]
+    assert "bob" in page.split('data-testid="assignee"')[1][:100]
+    assert "Note from operator:alice: DNS looked &lt;odd&gt;" in page
+    assert 'id="ack-btn"' not in page  # acknowledged: the button is gone
+
+    r = await client.post(f"/incidents/{inc}/resolve", json={"reason": "fixed by hand"},
+                          headers=who)
+    assert r.status_code == 200 and r.json()["incident"]["status"] == "resolved"
+    assert r.json()["event"]["data"] == {"reason": "fixed by hand", "manual": True}
+    twice = await client.post(f"/incidents/{inc}/resolve")
+    assert twice.status_code == 409 and "already resolved" in twice.text
+    report = (await client.get(f"/incidents/{inc}/report")).text
+    for line in ("**Acknowledged:** by operator:alice", "**Assigned to:** bob",
+                 "Resolved by hand by operator:alice", "Note from operator:alice"):
+        assert line in report, line
+    for path in ("ack", "assign", "note", "resolve", "silence"):
+        missing = await client.post(f"/incidents/inc-nope/{path}",
+                                    json={"assignee": "x", "text": "x", "duration_s": 600})
+        assert missing.status_code == 404 and "inc-nope" in missing.text, path
+
+
+async def test_silence_without_alertmanager_is_a_clear_409(client: httpx.AsyncClient) -> None:
+    inc = (await client.post(URL, json=notification())).json()["incidents"][0]
+    r = await client.post(f"/incidents/{inc}/silence", json={"duration_s": 600})
+    assert r.status_code == 409 and "no Alertmanager is configured" in r.text
+    for bad in ({}, {"duration_s": 10}, {"duration_s": 86401}, {"duration_s": "soon"}):
+        r = await client.post(f"/incidents/{inc}/silence", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+    page = (await client.get(f"/incidents/{inc}", headers=HTML)).text
+    assert 'data-testid="no-silence"' in page
+
+
+async def test_silence_from_the_api_creates_it_in_a_real_alertmanager(tmp_path: Path) -> None:
+    from tests.support.alertmanager import list_silences, running_alertmanager
+
+    with running_alertmanager(tmp_path / "am") as am:
+        app = create_app(make_settings(tmp_path, alertmanager_url=am.url))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://agent.test") as c:
+            labels = {"alertname": "DiskFull", "instance": "db-1:9100", "job": "node",
+                      "severity": "warning"}
+            body = notification([alert(name="DiskFull", fingerprint="d15cf011d15cf011",
+                                       labels=labels)], group_key="{}:{disk}")
+            inc = (await c.post(URL, json=body)).json()["incidents"][0]
+            r = await c.post(f"/incidents/{inc}/silence",
+                             json={"duration_s": 1800, "comment": "disk swap tonight"},
+                             headers={"x-operator": "alice"})
+            assert r.status_code == 200, r.text
+            event = r.json()["event"]
+            assert event["type"] == "AlertSilenced" and event["actor"] == "operator:alice"
+            silence_id = event["data"]["silence_id"]
+            page = (await c.get(f"/incidents/{inc}", headers=HTML)).text
+            assert f"silence {silence_id}" in page and "30m" in page
+        found = {s["id"]: s for s in list_silences(am.url)}
+        assert silence_id in found, found
+        matchers = {m["name"]: m["value"] for m in found[silence_id]["matchers"]}
+        assert matchers.get("alertname") == "DiskFull"
+        assert "disk swap tonight" in found[silence_id]["comment"]
+
+
+async def test_cookie_sessions_need_the_csrf_token_for_incident_commands(
+        tmp_path: Path) -> None:
+    from tests.integration.test_web_api import log_in
+    from tests.support.browser import OPERATOR_TOKEN
+
+    app = create_app(make_settings(tmp_path, operator_token=OPERATOR_TOKEN))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agent.test") as c:
+        auth = {"authorization": f"Bearer {OPERATOR_TOKEN}"}
+        inc = (await c.post(URL, json=notification(), headers=auth)).json()["incidents"][0]
+        cookie, csrf = await log_in(c, "carol")
+        for path, body in (("ack", {}), ("note", {"text": "x"}), ("resolve", {})):
+            r = await c.post(f"/incidents/{inc}/{path}", json=body, headers={"cookie": cookie})
+            assert r.status_code == 403 and "CSRF" in r.text, path
+        assert (await c.post(f"/incidents/{inc}/ack")).status_code == 401
+        r = await c.post(f"/incidents/{inc}/ack", headers={"cookie": cookie,
+                                                           "x-csrf-token": csrf})
+        assert r.status_code == 200 and r.json()["event"]["actor"] == "operator:carol"
