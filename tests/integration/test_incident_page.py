@@ -204,3 +204,24 @@ async def test_cookie_sessions_need_the_csrf_token_for_incident_commands(
         r = await c.post(f"/incidents/{inc}/ack", headers={"cookie": cookie,
                                                            "x-csrf-token": csrf})
         assert r.status_code == 200 and r.json()["event"]["actor"] == "operator:carol"
+
+
+# --- evidence, readable --------------------------------------------------------------------------
+async def test_page_shows_prometheus_values_next_to_the_alert_threshold(tmp_path: Path) -> None:
+    from tests.support.prometheus import running_prometheus
+
+    with running_prometheus(tmp_path / "prom", ["127.0.0.1:9"], "nothing") as prom:
+        app = create_app(make_settings(tmp_path, prometheus_url=prom.url))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://agent.test") as c:
+            body = notification([alert(name="ErrorRate", fingerprint="e77e77e77e77e77e",
+                                       expr="vector(0.93) > 0.5")], group_key="{}:{err}")
+            inc = (await c.post(URL, json=body)).json()["incidents"][0]
+            await settle(c)
+            page = (await c.get(f"/incidents/{inc}", headers=HTML)).text
+    section = page.split('id="sec-evidence"', 1)[1].split("</section>", 1)[0]
+    assert "Prometheus" in section and "Alert expression" in section
+    assert "vector(0.93) &gt; 0.5" in section
+    assert "<dt>Value</dt><dd>0.93</dd>" in section
+    assert "<dt>Alert threshold</dt><dd>&gt; 0.5</dd>" in section
+    assert "true now" in section

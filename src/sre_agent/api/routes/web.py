@@ -30,7 +30,15 @@ from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import GENESIS_HASH, EventType, verify_chain
 from sre_agent.domain.incident import IncidentStatus, unresolved_count
 from sre_agent.domain.ownership import ownership
-from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, action_view, incident_view, safe_next, views
+from sre_agent.web import (
+    STATIC_DIR,
+    TEMPLATES_DIR,
+    action_view,
+    evidence_view,
+    incident_view,
+    safe_next,
+    views,
+)
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
 from sre_agent.web.views import reveal_controls
 
@@ -244,6 +252,7 @@ async def incident_page(request: Request, services: Services, incident_id: str, 
                                         int(incident.get("alerts_total") or 0)),
         "last_seq": last_seq, "incident_id": incident_id,
         "owner": ownership(events), "pause": await _pause(services),
+        "evidence": evidence_view.evidence_items(events),
         "countdowns": _countdowns(incident_view.approval_deadlines(events)),
         "is_resolved": incident.get("status") == IncidentStatus.RESOLVED,
         "can_silence": ActionKind.SILENCE_ALERT in services.backends,
