@@ -429,3 +429,35 @@ def test_a_big_incident_pages_its_alerts_and_folds_its_timeline(page: Page, agen
     section.get_by_role("link", name="Previous 100").first.click()
     expect(section.locator(".pager").first).to_contain_text("Alerts 101-200 of 250")
     assert page.locator("#sec-alerts tbody tr").count() == 100
+
+
+def test_silence_from_the_incident_page_reaches_alertmanager(browser: Any, tmp_path: Path
+                                                             ) -> None:
+    from tests.support.alertmanager import list_silences, running_alertmanager
+
+    with running_alertmanager(tmp_path / "am") as am:
+        app, container, backend = fake_agent_app(tmp_path, operator_token=OPERATOR_TOKEN,
+                                                 alertmanager_url=am.url)
+        server = AgentServer(app).start()
+        agent = Agent(tmp_path, server, container, backend)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            inc = agent.post_alert(notification())
+            log_in(page, agent, "dana")
+            page.goto(f"{agent.base_url}/incidents/{inc}")
+            page.get_by_label("Silence this incident's alert in Alertmanager").select_option(
+                label="4 hours")
+            page.get_by_role("button", name="Silence").click()
+            expect(page.locator("#sec-timeline")).to_contain_text(
+                "Alert silenced in Alertmanager by operator:dana for 4h", timeout=WAIT_MS)
+            assert errors == []
+        finally:
+            context.close()
+            server.stop()
+        [silence] = [s for s in list_silences(am.url) if f"incident {inc}" in s["comment"]]
+        matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+        assert matchers["alertname"] == "TargetDown" and silence["status"]["state"] == "active"
