@@ -125,7 +125,7 @@ class IncidentCommands:
 
     async def _silence(self, cmd: SilenceAlert, incident: dict[str, Any]) -> ev.AlertSilenced:
         if self.silencer is None:
-            raise Conflict("no Alertmanager is configured (set ALERTMANAGER_URL): "
+            raise Conflict("no Alertmanager is configured (set SRE_AGENT_ALERTMANAGER_URL): "
                            "cannot create a silence")
         request = ActionRequest(
             action_id=f"silence-{uuid.uuid4().hex[:16]}", idempotency_key=uuid.uuid4().hex,
