@@ -17,7 +17,7 @@ from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import NewEvent, StoredEvent
 from sre_agent.domain.events import payloads as ev
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.domain.ownership import OWNERSHIP_EVENTS, ownership
+from sre_agent.domain.ownership import OWNERSHIP_EVENTS, Ownership, ownership
 from sre_agent.domain.results import ActionRequest
 from sre_agent.pipeline.command_errors import Conflict, NotFound, Unavailable
 from sre_agent.ports import ActionBackend, EventStore
@@ -119,7 +119,7 @@ class IncidentCommands:
         assert updated is not None
         return IncidentCommandResult(updated, stored)
 
-    async def _ownership(self, incident_id: str) -> Any:
+    async def _ownership(self, incident_id: str) -> Ownership:
         return ownership(await self.store.list_events(
             incident_id=incident_id, types=list(OWNERSHIP_EVENTS), limit=10_000))
 

@@ -27,7 +27,7 @@ from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Services
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.domain.events import GENESIS_HASH, EventType, verify_chain
+from sre_agent.domain.events import GENESIS_HASH, verify_chain
 from sre_agent.domain.incident import IncidentStatus, unresolved_count
 from sre_agent.domain.ownership import ownership
 from sre_agent.web import (
@@ -36,6 +36,7 @@ from sre_agent.web import (
     action_view,
     evidence_view,
     incident_view,
+    operator_view,
     safe_next,
     views,
 )
@@ -157,35 +158,6 @@ async def _audit(request: Request, services: Services) -> dict[str, Any]:
         return check.as_dict()
 
 
-async def _pause(services: Services) -> views.PauseInfo | None:
-    """Who paused, when and why, while the kill switch is on."""
-    store = services.store
-    if (await store.control_state()).get("paused") != "true":
-        return None
-    last = await store.last_event([EventType.PAUSED])
-    if last is None:
-        return views.pause_info("?", "", "")
-    return views.pause_info(last.actor, last.at, str(last.data.get("reason") or ""))
-
-
-def _countdowns(deadlines: dict[str, float]) -> dict[str, views.Countdown]:
-    now = time.time()
-    return {aid: c for aid, ts in deadlines.items()
-            if (c := views.countdown(ts, now)) is not None}
-
-
-async def _deadlines(services: Services, incident_ids: list[str]) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for incident_id in dict.fromkeys(incident_ids):
-        found.update(incident_view.approval_deadlines(await services.store.list_events(
-            incident_id=incident_id, types=[EventType.ACTION_AWAITING_APPROVAL], limit=10_000)))
-    return found
-
-
-SILENCE_CHOICES = ((900, "15 minutes"), (3600, "1 hour"), (4 * 3600, "4 hours"),
-                   (24 * 3600, "24 hours"))
-
-
 async def dashboard_page(request: Request, services: Services,
                          build_status: Callable[[Services], Awaitable[StatusOut]]
                          ) -> HTMLResponse:
@@ -204,7 +176,8 @@ async def dashboard_page(request: Request, services: Services,
                 (await store.list_incidents(status="resolved", limit=8)).items]
     pending_rows = await store.list_actions(status="pending_approval", limit=100)
     pending = [action_view.action_row(a) for a in pending_rows]
-    deadlines = await _deadlines(services, [str(a["incident_id"]) for a in pending_rows])
+    deadlines = await operator_view.deadlines_of(
+        store, [str(a["incident_id"]) for a in pending_rows])
     audit = await _audit(request, services)
     audit_badge, audit_detail = views.audit_badge(audit)
     context = {
@@ -218,7 +191,8 @@ async def dashboard_page(request: Request, services: Services,
         "effectiveness": action_view.effectiveness_rows(status["effectiveness"]),
         "breakers": action_view.breaker_rows(await store.list_breakers()),
         "audit": audit_badge, "audit_detail": audit_detail, "last_seq": last_seq,
-        "pause": await _pause(services), "countdowns": _countdowns(deadlines),
+        "pause": await operator_view.pause_state(store),
+        "countdowns": operator_view.countdowns(deadlines, time.time()),
     }
     return render(request, "dashboard.html", context, page="dashboard")
 
@@ -248,15 +222,16 @@ async def incident_page(request: Request, services: Services, incident_id: str, 
         "actions": [action_view.action_row(a) for a in actions],
         "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
         "events_total": len(events),
-        "alerts_page": views.page_links(alerts_offset, alerts_limit, len(alerts),
+        "alerts_page": operator_view.page_links(alerts_offset, alerts_limit, len(alerts),
                                         int(incident.get("alerts_total") or 0)),
         "last_seq": last_seq, "incident_id": incident_id,
-        "owner": ownership(events), "pause": await _pause(services),
+        "owner": ownership(events), "pause": await operator_view.pause_state(store),
         "evidence": evidence_view.evidence_items(events),
-        "countdowns": _countdowns(incident_view.approval_deadlines(events)),
+        "countdowns": operator_view.countdowns(incident_view.approval_deadlines(events),
+                                             time.time()),
         "is_resolved": incident.get("status") == IncidentStatus.RESOLVED,
         "can_silence": ActionKind.SILENCE_ALERT in services.backends,
-        "silence_choices": SILENCE_CHOICES,
+        "silence_choices": operator_view.SILENCE_CHOICES,
     }
     return render(request, "incident.html", context, page="incident")
 
