@@ -98,6 +98,7 @@ async def test_page_bounds_are_checked(client: httpx.AsyncClient) -> None:
         assert r.status_code == 422, (params, r.text)
     small = (await client.get(f"/incidents/{inc}")).json()
     assert small["events_next_since"] is None and small["alerts_total"] == 1
+    assert small["acknowledged_by"] is None and small["assignee"] is None
     page = await client.get(f"/incidents/{inc}", headers=HTML)
     assert 'class="pager"' not in page.text  # one page: no pager
 
@@ -125,6 +126,9 @@ async def test_ack_assign_note_resolve_over_the_api(client: httpx.AsyncClient) -
     for bad in ({}, {"text": ""}, {"text": "   "}, {"text": "x" * 4001}):
         assert (await client.post(f"/incidents/{inc}/note", json=bad)).status_code == 422, bad
 
+    detail = (await client.get(f"/incidents/{inc}")).json()
+    assert (detail["acknowledged_by"], detail["assignee"]) == ("operator:alice", "bob")
+    assert detail["acknowledged_at"]
     page = (await client.get(f"/incidents/{inc}", headers=HTML)).text
     assert "by operator:alice at" in page.split('data-testid="acknowledged"')[1][:200]
     assert "bob" in page.split('data-testid="assignee"')[1][:100]

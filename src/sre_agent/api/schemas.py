@@ -75,6 +75,9 @@ class IncidentDetail(IncidentOut):
     events_total: int = Field(description="every event of the incident")
     events_next_since: int | None = Field(description="pass as `events_since` for the next "
                                                       "page; null on the last page")
+    acknowledged_by: str | None = Field(description="the operator who acknowledged it")
+    acknowledged_at: str | None
+    assignee: str | None = Field(description="who it is assigned to (last assignment)")
 
 
 class AuditList(BaseModel):

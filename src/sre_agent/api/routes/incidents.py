@@ -22,6 +22,7 @@ from sre_agent.api.schemas import (
     SilenceIn,
 )
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.domain.ownership import OWNERSHIP_EVENTS, ownership
 from sre_agent.pipeline.commands import (
     Acknowledge,
     AddNote,
@@ -90,7 +91,11 @@ async def get_incident(
                                      limit=events_limit + 1)
     more = len(events) > events_limit
     events = events[:events_limit]
-    return {**incident, "alerts": [AlertOut.model_validate(a) for a in alerts],
+    owner = ownership(await store.list_events(incident_id=incident_id,
+                                              types=list(OWNERSHIP_EVENTS), limit=10_000))
+    return {**incident, "acknowledged_by": owner.acknowledged_by,
+            "acknowledged_at": owner.acknowledged_at, "assignee": owner.assignee,
+            "alerts": [AlertOut.model_validate(a) for a in alerts],
             "alerts_offset": alerts_offset, "alerts_limit": alerts_limit,
             "events": [EventOut(**e.as_dict()) for e in events],
             "events_total": await store.count_events(incident_id),
