@@ -219,6 +219,20 @@ def ttr(d: dict[str, Any]) -> list[str]:
     return [f"- {k}: {v}" for k, v in d.items() if k not in ("machine", "runs", "note")]
 
 
+def incident_page(d: dict[str, Any]) -> list[str]:
+    t, v = d["targets"], d["verdicts"]
+    page, js = d["page"], d["json"]
+    return [
+        f"- one incident of {d['alerts']:,} alerts, {d['requests']} requests each",
+        f"- incident page: {page['bytes']:,} bytes (target <= {t['page_bytes_max']:,}): "
+        f"{verdict(v['page_bytes'])}; p50 {page['p50_ms']} ms, p99 {page['p99_ms']} ms "
+        f"(target <= {t['page_p99_ms_max']:g} ms): {verdict(v['page_p99_ms'])}",
+        f"- `GET /incidents/{{id}}` JSON (100 alerts, 200 events): {js['bytes']:,} bytes "
+        f"(target <= {t['json_bytes_max']:,}): {verdict(v['json_bytes'])}; "
+        f"p50 {js['p50_ms']} ms, p99 {js['p99_ms']} ms",
+        "- before paging (issue 13): page 7.5 MB, JSON 5.4 MB"]
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
@@ -236,6 +250,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("startup", "Start-up and idle memory", "benchmarks/startup.py", verdict_list),
     ("audit_verify", "audit verify over 100,000 events", "benchmarks/audit_verify.py",
      verdict_list),
+    ("incident_page", "A 5,000-alert incident: the page and the JSON",
+     "benchmarks/incident_page.py", incident_page),
     ("time_to_recover", "Time to recover, crash scenario, real Prometheus + Alertmanager",
      "benchmarks/time_to_recover.py", ttr),
     ("time_to_recover_llm", "Time to recover with the LLM on (combined engine, the 1.5B model)",

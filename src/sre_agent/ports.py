@@ -88,7 +88,14 @@ class EventStore(Protocol):
 
     async def get_incident(self, incident_id: str) -> dict[str, Any] | None: ...
 
-    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]: ...
+    async def incident_alerts(self, incident_id: str, *, offset: int = 0,
+                              limit: int | None = None) -> list[dict[str, Any]]:
+        """The incident's alerts in the order received; ``offset``/``limit`` for a page."""
+        ...
+
+    async def count_events(self, incident_id: str) -> int:
+        """How many events the incident's timeline holds."""
+        ...
 
     async def list_incidents(
         self, *, status: str | None = None, limit: int = 50, cursor: int | None = None,

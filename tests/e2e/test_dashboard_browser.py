@@ -137,6 +137,19 @@ def assert_no_reload(page: Page) -> None:
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
 
 
+def confirm(page: Page, comment: str = "", *, button: str | None = None) -> None:
+    """Answer the confirmation dialog: type the comment, press its confirm button."""
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    if comment:
+        dialog.get_by_role("textbox").fill(comment)
+    ok = dialog.locator("#confirm-ok")
+    if button is not None:
+        expect(ok).to_have_text(button)
+    ok.click()
+    expect(dialog).to_be_hidden()
+
+
 def shot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
@@ -169,7 +182,9 @@ def test_approving_a_pending_action_runs_it(page: Page, agent: Agent) -> None:
     approve = approvals.get_by_role("button", name="Approve restart container on web")
     expect(approve).to_be_visible(timeout=WAIT_MS)
     action_id = approvals.locator("tr[data-action-id]").first.get_attribute("data-action-id")
+    expect(approvals.locator(".countdown")).to_contain_text("expires in")
     approve.click()
+    confirm(page, "checked the logs: a restart is safe", button="Approve")
     row = page.locator(f'#sec-actions tr[data-action-id="{action_id}"]')
     expect(row.locator(".action-status")).to_contain_text("verified", timeout=WAIT_MS)
     expect(row).to_contain_text("passed")
@@ -179,6 +194,10 @@ def test_approving_a_pending_action_runs_it(page: Page, agent: Agent) -> None:
     with agent.api() as api:
         action = api.get(f"/actions?incident={agent.backend.executed[0].incident_id}").json()[0]
     assert action["status"] == "verified" and action["decided_by"] == "operator:alice"
+    with agent.api() as api:
+        [approved] = api.get("/audit", params={"type": "ActionApproved"}).json()["items"]
+    assert approved["data"]["reason"] == "checked the logs: a restart is safe"
+    assert approved["actor"] == "operator:alice"
     assert_no_reload(page)
 
 
@@ -187,7 +206,30 @@ def test_reject_keeps_the_action_from_running(page: Page, agent: Agent) -> None:
     agent.post_alert(notification())
     reject = page.get_by_role("button", name="Reject restart container on web")
     reject.click(timeout=WAIT_MS)
+    confirm(page, "not during the sale", button="Reject")
     expect(page.locator("#sec-actions .action-status").first).to_contain_text("rejected")
+    assert agent.backend.executed == []
+    with agent.api() as api:
+        [rejected] = api.get("/audit", params={"type": "ActionRejected"}).json()["items"]
+    assert rejected["data"]["reason"] == "not during the sale"
+
+
+def test_cancelling_the_confirmation_does_nothing(page: Page, agent: Agent) -> None:
+    log_in(page, agent)
+    agent.post_alert(notification())
+    page.get_by_role("button", name="Approve restart container on web").click(timeout=WAIT_MS)
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text("Approve restart container on web?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="Pause all actions").click()
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # the native dialog closes on Escape
+    expect(dialog).to_be_hidden()
+    page.wait_for_timeout(500)
+    with agent.api() as api:
+        assert api.get("/status").json()["paused"] is False
+        assert api.get("/actions").json()[0]["status"] == "pending_approval"
     assert agent.backend.executed == []
 
 
@@ -195,7 +237,10 @@ def test_pause_resume_and_mode_with_mouse_and_keyboard(page: Page, agent: Agent)
     log_in(page, agent)
     control = page.locator("#sec-control")
     page.get_by_role("button", name="Pause all actions").click()
+    confirm(page, "deploy freeze until 06:00", button="Pause")
     expect(control).to_contain_text("paused: no action runs")
+    expect(control.get_by_test_id("paused-by")).to_have_text("operator:alice")
+    expect(control.get_by_test_id("paused-why")).to_have_text("deploy freeze until 06:00")
     with agent.api() as api:
         assert api.get("/status").json()["paused"] is True
     # The Resume button is reachable with Tab and works with Enter, with a visible focus ring.
@@ -235,6 +280,7 @@ def test_incident_page_and_report_download(page: Page, agent: Agent) -> None:
     # Approve from the incident page; its timeline follows live.
     mark_no_reload(page)
     page.locator("#sec-decisions").get_by_role("button", name="Approve").click()
+    confirm(page)
     expect(page.locator("#sec-timeline")).to_contain_text("VerificationPassed", timeout=WAIT_MS)
     expect(page.locator("#sec-decisions")).to_contain_text("verified")
     assert_no_reload(page)
@@ -290,6 +336,7 @@ def test_screenshots_at_desktop_and_phone_width(page: Page, agent: Agent) -> Non
     first = agent.post_alert(notification())
     approve = page.get_by_role("button", name="Approve restart container on web")
     approve.click(timeout=WAIT_MS)
+    confirm(page)
     wait_for(lambda: agent.backend.executed, what="the approved restart")
     expect(page.locator("#sec-actions")).to_contain_text("verified", timeout=WAIT_MS)
     agent.post_alert(notification([alert(status="resolved")]))
@@ -318,3 +365,99 @@ def test_screenshots_at_desktop_and_phone_width(page: Page, agent: Agent) -> Non
     page.context.clear_cookies()
     page.goto(agent.base_url + "/status")
     shot(page, "login-390.png")
+
+
+def test_ack_assign_note_and_resolve_from_the_incident_page(page: Page, agent: Agent) -> None:
+    log_in(page, agent, "bob")
+    inc = agent.post_alert(notification())
+    page.goto(f"{agent.base_url}/incidents/{inc}")
+    head = page.locator("#sec-head")
+    expect(page.locator("#sec-decisions .countdown")).to_contain_text("expires in",
+                                                                      timeout=WAIT_MS)
+    mark_no_reload(page)
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(head.get_by_test_id("acknowledged")).to_contain_text("by operator:bob")
+    expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    page.get_by_label("Assign to").fill("carol")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(head.get_by_test_id("assignee")).to_contain_text("carol")
+    page.get_by_label("Add a note to the timeline").fill("LB health checks <flapping>")
+    page.get_by_role("button", name="Add note").click()
+    timeline = page.locator("#sec-timeline")
+    expect(timeline).to_contain_text("Note from operator:bob: LB health checks <flapping>")
+    expect(page.get_by_label("Add a note to the timeline")).to_have_value("")
+    page.get_by_role("button", name="Resolve by hand").click()
+    confirm(page, "fixed the LB by hand", button="Resolve")
+    expect(head).to_contain_text("Resolved", timeout=WAIT_MS)
+    expect(head.locator(".badge").nth(1)).to_contain_text("resolved")
+    expect(timeline).to_contain_text("Resolved by operator:bob: fixed the LB by hand")
+    expect(page.get_by_role("button", name="Resolve by hand")).to_have_count(0)
+    assert_no_reload(page)
+    with agent.api() as api:
+        items = api.get("/audit", params={"type": [
+            "IncidentAcknowledged", "IncidentAssigned", "NoteAdded", "IncidentResolved"]}
+            ).json()["items"]
+        # The pending approval of the resolved incident expires.
+        wait_for(lambda: api.get(f"/actions?incident={inc}").json()[0]["status"] == "expired",
+                 what="the pending approval to expire")
+    assert [(e["type"], e["actor"]) for e in items] == [
+        ("IncidentAcknowledged", "operator:bob"), ("IncidentAssigned", "operator:bob"),
+        ("NoteAdded", "operator:bob"), ("IncidentResolved", "operator:bob")]
+    # Without Alertmanager the page says why it cannot silence.
+    expect(page.get_by_test_id("no-silence")).to_contain_text("ALERTMANAGER_URL")
+
+
+def test_a_big_incident_pages_its_alerts_and_folds_its_timeline(page: Page, agent: Agent
+                                                                ) -> None:
+    alerts = [alert(name="HighLatency", fingerprint=f"{i:016x}",
+                    labels={"instance": f"web-{i}:8080", "severity": "warning"})
+              for i in range(250)]
+    inc = agent.post_alert(notification(alerts, group_key="g-big"))
+    log_in(page, agent)
+    page.goto(f"{agent.base_url}/incidents/{inc}")
+    section = page.locator("#sec-alerts")
+    expect(section.locator(".pager").first).to_contain_text("Alerts 1-100 of 250")
+    expect(page.locator("#sec-timeline")).to_contain_text("245 more alerts received")
+    section.get_by_role("link", name="Next 100").first.click()
+    expect(page).to_have_url(f"{agent.base_url}/incidents/{inc}?alerts_offset=100"
+                             "&alerts_limit=100#sec-alerts")
+    expect(section.locator(".pager").first).to_contain_text("Alerts 101-200 of 250")
+    expect(section).to_contain_text("web-100:8080")
+    section.get_by_role("link", name="Next 100").first.click()
+    expect(section.locator(".pager").first).to_contain_text("Alerts 201-250 of 250")
+    expect(section.get_by_role("link", name="Next 100")).to_have_count(0)
+    section.get_by_role("link", name="Previous 100").first.click()
+    expect(section.locator(".pager").first).to_contain_text("Alerts 101-200 of 250")
+    assert page.locator("#sec-alerts tbody tr").count() == 100
+
+
+def test_silence_from_the_incident_page_reaches_alertmanager(browser: Any, tmp_path: Path
+                                                             ) -> None:
+    from tests.support.alertmanager import list_silences, running_alertmanager
+
+    with running_alertmanager(tmp_path / "am") as am:
+        app, container, backend = fake_agent_app(tmp_path, operator_token=OPERATOR_TOKEN,
+                                                 alertmanager_url=am.url)
+        server = AgentServer(app).start()
+        agent = Agent(tmp_path, server, container, backend)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            inc = agent.post_alert(notification())
+            log_in(page, agent, "dana")
+            page.goto(f"{agent.base_url}/incidents/{inc}")
+            page.get_by_label("Silence this incident's alert in Alertmanager").select_option(
+                label="4 hours")
+            page.get_by_role("button", name="Silence").click()
+            expect(page.locator("#sec-timeline")).to_contain_text(
+                "Alert silenced in Alertmanager by operator:dana for 4h", timeout=WAIT_MS)
+            assert errors == []
+        finally:
+            context.close()
+            server.stop()
+        [silence] = [s for s in list_silences(am.url) if f"incident {inc}" in s["comment"]]
+        matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+        assert matchers["alertname"] == "TargetDown" and silence["status"]["state"] == "active"

@@ -229,3 +229,23 @@ async def test_time_to_recover_does_not_depend_on_which_lands_first(
         assert rebuilt["recoveries"] == 1
     finally:
         await store.close()
+
+
+async def test_alert_pages_and_event_counts(store_url: str) -> None:
+    """The reads behind a paged incident: alerts in the order received, by offset/limit."""
+    store = SqlEventStore(store_url)
+    try:
+        many = [alert(fingerprint=f"{i:016x}", labels={"instance": f"h{i}:9100"})
+                for i in range(25)]
+        result = await store.ingest(WebhookNotification.model_validate(notification(many)))
+        (incident,) = result.touched
+        every = await store.incident_alerts(incident)
+        page = await store.incident_alerts(incident, offset=10, limit=10)
+        assert [a["labels"]["instance"] for a in page] == [f"h{i}:9100" for i in range(10, 20)]
+        assert page == every[10:20]
+        assert len(await store.incident_alerts(incident, offset=20, limit=10)) == 5
+        assert await store.incident_alerts(incident, offset=30) == []
+        assert await store.count_events(incident) == 26  # IncidentOpened + 25 AlertReceived
+        assert await store.count_events("inc-none") == 0
+    finally:
+        await store.close()

@@ -75,6 +75,10 @@ def fake_agent_app(tmp_path: Path, *, backend: FakeBackend | None = None,
     backend = backend or FakeBackend()
     backends: dict[ActionKind, Any] = {ActionKind.RESTART_CONTAINER: backend,
                                        ActionKind.START_CONTAINER: backend}
+    if settings.alertmanager_url:  # silences go to that (real) Alertmanager
+        from sre_agent.actions.silence import AlertmanagerSilenceBackend
+
+        backends[ActionKind.SILENCE_ALERT] = AlertmanagerSilenceBackend(settings.alertmanager_url)
     container = build_services(settings, backends=backends, fakes=Fakes(
         analyzer=DemoAnalyzer(), resolver=LabelResolver(), sources=[], verifier=FakeVerifier()))
     return create_app(settings, services=container), container, backend

@@ -209,8 +209,13 @@ class InMemoryEventStore:
         inc = self.incidents.get(incident_id)
         return dict(inc) if inc else None
 
-    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
-        return [dict(a) for a in self.alerts if a["incident_id"] == incident_id]
+    async def incident_alerts(self, incident_id: str, *, offset: int = 0,
+                              limit: int | None = None) -> list[dict[str, Any]]:
+        rows = [dict(a) for a in self.alerts if a["incident_id"] == incident_id][offset:]
+        return rows if limit is None else rows[:limit]
+
+    async def count_events(self, incident_id: str) -> int:
+        return sum(1 for e in self.events if e.incident_id == incident_id)
 
     async def list_incidents(self, *, status: str | None = None, limit: int = 50,
                              cursor: int | None = None) -> IncidentPage:

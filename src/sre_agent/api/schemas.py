@@ -65,8 +65,19 @@ class AlertOut(BaseModel):
 
 
 class IncidentDetail(IncidentOut):
-    alerts: list[AlertOut]
-    events: list[EventOut]
+    alerts: list[AlertOut] = Field(description="one page of the alerts, in the order received "
+                                               "(`alerts_offset`, `alerts_limit`); "
+                                               "`alerts_total` counts them all")
+    alerts_offset: int
+    alerts_limit: int
+    events: list[EventOut] = Field(description="one page of the timeline, oldest first: the "
+                                               "events after `events_since`")
+    events_total: int = Field(description="every event of the incident")
+    events_next_since: int | None = Field(description="pass as `events_since` for the next "
+                                                      "page; null on the last page")
+    acknowledged_by: str | None = Field(description="the operator who acknowledged it")
+    acknowledged_at: str | None
+    assignee: str | None = Field(description="who it is assigned to (last assignment)")
 
 
 class AuditList(BaseModel):
@@ -128,6 +139,35 @@ class StatusOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: str
+
+
+class AckIn(BaseModel):
+    comment: str = Field(default="", max_length=1000)
+
+
+class AssignIn(BaseModel):
+    assignee: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$",
+                          description="who takes the incident: a name, an email or a handle")
+    comment: str = Field(default="", max_length=1000)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, pattern=r"\S",
+                      description="free text; it is shown as text, never as markup")
+
+
+class ResolveIn(BaseModel):
+    reason: str = Field(default="", max_length=1000)
+
+
+class SilenceIn(BaseModel):
+    duration_s: int = Field(ge=60, le=86400, description="how long the silence lasts")
+    comment: str = Field(default="", max_length=1000)
+
+
+class IncidentCommandOut(BaseModel):
+    incident: IncidentOut
+    event: EventOut
 
 
 class DecisionIn(BaseModel):

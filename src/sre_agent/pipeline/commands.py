@@ -1,4 +1,5 @@
-"""Operator commands: approve, reject, retry, reset a breaker, set the mode, pause, resume.
+"""Operator commands: approve, reject, retry, reset a breaker, set the mode, pause, resume;
+and on an incident (``incident_commands.py``): acknowledge, assign, note, resolve, silence.
 
 Every operator change goes through ``CommandBus.handle``, never through a route writing to the
 store: one command dataclass each, one handler each, errors as ``CommandRejected`` (the API
@@ -18,21 +19,30 @@ from sre_agent.domain.events import EventType, NewEvent
 from sre_agent.domain.events import payloads as ev
 from sre_agent.domain.incident import IncidentStatus, Mode
 from sre_agent.domain.policy import Policy, ReasonCode
+from sre_agent.pipeline.command_errors import CommandRejected, Conflict, NotFound, Unavailable
 from sre_agent.pipeline.handlers.gate import expire_if_stale
+from sre_agent.pipeline.incident_commands import (
+    Acknowledge,
+    AddNote,
+    Assign,
+    IncidentCommands,
+    ResolveIncident,
+    SilenceAlert,
+)
 from sre_agent.pipeline.reproposal import again, blocked_since, last_seq_of
-from sre_agent.ports import EventStore
+from sre_agent.ports import ActionBackend, EventStore
 
-
-class CommandRejected(Exception):
-    """The command cannot be carried out; the message says why."""
-
-
-class NotFound(CommandRejected):
-    pass
-
-
-class Conflict(CommandRejected):
-    pass
+__all__ = [
+    "Acknowledge",
+    "AddNote",
+    "Assign",
+    "CommandRejected",
+    "Conflict",
+    "NotFound",
+    "ResolveIncident",
+    "SilenceAlert",
+    "Unavailable",
+]
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ class Resume:
     reason: str = ""
 
 
-Command = Approve | Reject | Retry | ResetBreaker | SetMode | Pause | Resume
+Command = (Approve | Reject | Retry | ResetBreaker | SetMode | Pause | Resume
+           | Acknowledge | Assign | AddNote | ResolveIncident | SilenceAlert)
 # What an operator may propose again: outcomes that ran nothing, or did not help.
 RETRYABLE = frozenset({ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.BLOCKED,
                        ActionStatus.DRY_RUN, ActionStatus.FAILED,
@@ -101,7 +112,8 @@ class ControlResult:
 class CommandBus:
     def __init__(self, store: EventStore, policy: Policy, *, default_mode: Mode,
                  submit: Callable[[str], None],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 silencer: ActionBackend | None = None) -> None:
         self.store = store
         self.policy = policy
         self.default_mode = default_mode
@@ -112,6 +124,9 @@ class CommandBus:
             ResetBreaker: self._reset_breaker,
             SetMode: self._control, Pause: self._control, Resume: self._control,
         }
+        incidents = IncidentCommands(store, submit, silencer, clock)
+        for kind in (Acknowledge, Assign, AddNote, ResolveIncident, SilenceAlert):
+            self._handlers[kind] = incidents.handle
 
     async def handle(self, command: Command) -> Any:
         return await self._handlers[type(command)](command)

@@ -83,11 +83,19 @@ class LogQueries:
             return dict(row._mapping) if row else None
         return await self._read(run)
 
-    async def incident_alerts(self, incident_id: str) -> list[dict[str, Any]]:
+    async def incident_alerts(self, incident_id: str, *, offset: int = 0,
+                              limit: int | None = None) -> list[dict[str, Any]]:
         def run(conn: Connection) -> list[dict[str, Any]]:
-            rows = conn.execute(select(alerts).where(alerts.c.incident_id == incident_id)
-                                .order_by(alerts.c.id))
+            q = (select(alerts).where(alerts.c.incident_id == incident_id)
+                 .order_by(alerts.c.id).offset(offset))
+            rows = conn.execute(q.limit(limit) if limit is not None else q)
             return [dict(r._mapping) for r in rows]
+        return await self._read(run)
+
+    async def count_events(self, incident_id: str) -> int:
+        def run(conn: Connection) -> int:
+            return int(conn.execute(select(func.count()).select_from(events)
+                                    .where(events.c.incident_id == incident_id)).scalar_one())
         return await self._read(run)
 
     async def list_incidents(

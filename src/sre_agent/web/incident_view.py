@@ -13,6 +13,7 @@ from sre_agent.web.views import (
     Badge,
     badge_for,
     clip,
+    fmt_duration,
     fmt_time,
     safe_link,
 )
@@ -37,6 +38,17 @@ def action_names(events: Iterable[StoredEvent]) -> dict[str, str]:
     return names
 
 
+def approval_deadlines(events: Iterable[StoredEvent]) -> dict[str, float]:
+    """action id → when its approval request expires (unix seconds), from
+    ActionAwaitingApproval (the last request of each action counts)."""
+    out: dict[str, float] = {}
+    for ev in events:
+        p = ev.payload
+        if isinstance(p, payloads.ActionAwaitingApproval) and p.expires_ts is not None:
+            out[p.action_id] = float(p.expires_ts)
+    return out
+
+
 def _alert_name(p: payloads.AlertReceived | payloads.AlertResolved) -> str:
     name = str(p.labels.get("alertname") or "alert")
     where = next((str(p.labels[k]) for k in TARGET_LABELS if p.labels.get(k)), "")
@@ -47,6 +59,7 @@ def _with(text: str, reason: str) -> str:
     return text + (f": {reason}" if reason else "")
 
 
+NOTE_CHARS = 4000
 _DECISION_VERB = {EventType.ACTION_BLOCKED: "Blocked", EventType.ACTION_DRY_RUN: "Dry run of",
                   EventType.ACTION_EXPIRED: "Expired"}
 
@@ -99,8 +112,21 @@ def describe_event(ev: StoredEvent, names: Mapping[str, str]) -> str:
                     f"{clip(p.result.error or 'could not tell', 200)}")
         case payloads.IncidentEscalated():
             text = f"Escalated: {reason or 'needs a human'}"
+        case payloads.IncidentResolved() if p.manual:
+            text = _with(f"Resolved by {ev.actor or '?'}", reason)
         case payloads.IncidentResolved():
             text = f"Resolved: {reason or 'all alerts resolved'}"
+        case payloads.IncidentAcknowledged():
+            text = _with(f"Acknowledged by {ev.actor or '?'}", reason)
+        case payloads.IncidentAssigned():
+            text = _with(f"Assigned to {clip(p.assignee, 80)} by {ev.actor or '?'}"
+                         if p.assignee else f"Unassigned by {ev.actor or '?'}", reason)
+        case payloads.NoteAdded():
+            return clip(f"Note from {ev.actor or '?'}: {p.text}", NOTE_CHARS)
+        case payloads.AlertSilenced():
+            text = _with(f"Alert silenced in Alertmanager by {ev.actor or '?'} for "
+                         f"{fmt_duration(p.duration_s)}, until {fmt_time(p.ends_at or None)} "
+                         f"(silence {clip(p.silence_id, 64)})", reason)
         case payloads.ModeChanged():
             text = _with(f"Mode set to {ev.data.get('mode')}", reason)
         case payloads.Paused() | payloads.Resumed():
@@ -121,6 +147,8 @@ EVENT_TONE: dict[str, str] = {
     E.ACTION_BLOCKED: "bad", E.ACTION_FAILED: "bad", E.ACTION_SUCCEEDED: "ok",
     E.VERIFICATION_PASSED: "ok", E.VERIFICATION_FAILED: "bad",
     E.VERIFICATION_INCONCLUSIVE: "warn", E.BREAKER_TRIPPED: "bad",
+    E.INCIDENT_ACKNOWLEDGED: "ok", E.INCIDENT_ASSIGNED: "info", E.NOTE_ADDED: "info",
+    E.ALERT_SILENCED: "off",
 }
 
 
@@ -134,15 +162,52 @@ class TimelineRow:
     tone: str
     text: str
     hash: str
+    folded: int = 0  # a summary row standing for this many AlertReceived events
+
+
+# A run of more than RUN_LIMIT AlertReceived events shows its first RUN_SHOWN, then one row.
+RUN_LIMIT = 8
+RUN_SHOWN = 5
+
+
+def _row(ev: StoredEvent, names: Mapping[str, str]) -> TimelineRow:
+    return TimelineRow(seq=ev.seq, at=ev.at, time=fmt_time(ev.at or None), type=str(ev.type),
+                       actor=clip(ev.actor, 80), tone=EVENT_TONE.get(ev.type, "info"),
+                       text=describe_event(ev, names), hash=ev.hash)
+
+
+def _folded(run: list[StoredEvent]) -> TimelineRow:
+    last = run[-1]
+    return TimelineRow(seq=run[0].seq, at=last.at, time=fmt_time(last.at or None),
+                       type=str(last.type), actor=clip(last.actor, 80), tone="warn",
+                       text=f"… {len(run):,} more alerts received (#{run[0].seq}-#{last.seq}; "
+                            "every alert is listed under Alerts)",
+                       hash=last.hash, folded=len(run))
 
 
 def timeline(events: Iterable[EventLike]) -> list[TimelineRow]:
+    """One row per event, except that long runs of AlertReceived fold into one row."""
     items = as_events(events)
     names = action_names(items)
-    return [TimelineRow(seq=ev.seq, at=ev.at, time=fmt_time(ev.at or None), type=str(ev.type),
-                        actor=clip(ev.actor, 80), tone=EVENT_TONE.get(ev.type, "info"),
-                        text=describe_event(ev, names), hash=ev.hash)
-            for ev in items]
+    rows: list[TimelineRow] = []
+    run: list[StoredEvent] = []
+
+    def flush() -> None:
+        if len(run) > RUN_LIMIT:
+            rows.extend(_row(ev, names) for ev in run[:RUN_SHOWN])
+            rows.append(_folded(run[RUN_SHOWN:]))
+        else:
+            rows.extend(_row(ev, names) for ev in run)
+        run.clear()
+
+    for ev in items:
+        if ev.type == EventType.ALERT_RECEIVED:
+            run.append(ev)
+            continue
+        flush()
+        rows.append(_row(ev, names))
+    flush()
+    return rows
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sre_agent.domain.actions import ActionStatus, ActionTransition, action_transition
 from sre_agent.domain.events import StoredEvent, payloads
+from sre_agent.domain.ownership import ownership
 from sre_agent.web.incident_view import EventLike, action_names, as_events, describe_event
 from sre_agent.web.views import clip, fmt_duration, fmt_time, seconds_between
 
@@ -53,6 +54,7 @@ class _Facts:
     group_key: str = ""
     opened_at: str | None = None
     resolved_at: str | None = None
+    resolved_by: str | None = None  # an operator who resolved it by hand
     escalations: list[str] = field(default_factory=list)
     alerts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     diagnosis: Mapping[str, Any] | None = None
@@ -81,6 +83,7 @@ def _collect(events: Sequence[StoredEvent]) -> _Facts:
                 facts.alerts[(p.fingerprint, p.starts_at)] = dict(ev.data)
             case payloads.IncidentResolved():
                 facts.resolved_at = at
+                facts.resolved_by = ev.actor if p.manual else None
             case payloads.IncidentEscalated():
                 facts.escalations.append(p.reason)
             case payloads.DiagnosisProduced():
@@ -150,12 +153,28 @@ def _summary(f: _Facts) -> str:
         parts.append("No action was proposed.")
     if f.escalations:
         parts.append(f"Escalated {len(f.escalations)} time(s).")
-    if f.resolved_at:
+    if f.resolved_at and f.resolved_by:
+        parts.append(f"Resolved by hand by {md(f.resolved_by, 80)} at "
+                     f"{fmt_time(f.resolved_at)}, "
+                     f"{fmt_duration(seconds_between(f.opened_at, f.resolved_at))} after opening.")
+    elif f.resolved_at:
         parts.append(f"All alerts resolved at {fmt_time(f.resolved_at)}, "
                      f"{fmt_duration(seconds_between(f.opened_at, f.resolved_at))} after opening.")
     else:
         parts.append("The incident is not resolved yet.")
     return " ".join(parts)
+
+
+def _ownership_lines(events: Sequence[StoredEvent]) -> list[str]:
+    owner = ownership(events)
+    lines = []
+    if owner.acknowledged_by:
+        lines.append(f"- **Acknowledged:** by {md(owner.acknowledged_by, 80)} at "
+                     f"{fmt_time(owner.acknowledged_at)}")
+    if owner.assignee:
+        lines.append(f"- **Assigned to:** {md(owner.assignee, 80)} "
+                     f"(by {md(owner.assigned_by, 80)})")
+    return lines
 
 
 def build_report(events: Iterable[EventLike], *, generated_at: str) -> str:
@@ -180,6 +199,7 @@ def build_report(events: Iterable[EventLike], *, generated_at: str) -> str:
         f"{fmt_duration(seconds_between(f.opened_at, f.first_verified))}",
         f"- **Group key:** {md(f.group_key, 200)}",
         f"- **Report generated:** {fmt_time(generated_at)}",
+        *_ownership_lines(events),
         "", "## Summary", "", _summary(f), "",
         "## Timeline", "", "| Time (UTC) | Seq | Event | Actor | Detail |",
         "| --- | --- | --- | --- | --- |",

@@ -238,3 +238,4 @@ def control_badge(paused: bool) -> Badge:
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+

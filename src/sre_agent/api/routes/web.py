@@ -26,9 +26,20 @@ from sre_agent.api.auth import cross_site_request, operator_token_matches
 from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Services
+from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
-from sre_agent.domain.incident import unresolved_count
-from sre_agent.web import STATIC_DIR, TEMPLATES_DIR, action_view, incident_view, safe_next, views
+from sre_agent.domain.incident import IncidentStatus, unresolved_count
+from sre_agent.domain.ownership import ownership
+from sre_agent.web import (
+    STATIC_DIR,
+    TEMPLATES_DIR,
+    action_view,
+    evidence_view,
+    incident_view,
+    operator_view,
+    safe_next,
+    views,
+)
 from sre_agent.web.sessions import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, LoginThrottle
 from sre_agent.web.views import reveal_controls
 
@@ -51,9 +62,11 @@ MAX_FORM_BYTES = 4096
 
 @cache
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                       finalize=_reveal)
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      finalize=_reveal)
+    env.filters["fmt_time"] = views.fmt_time
+    return env
 
 
 def _reveal(value: Any) -> Any:
@@ -156,13 +169,15 @@ async def dashboard_page(request: Request, services: Services,
     open_items.sort(key=lambda i: str(i["opened_at"]), reverse=True)
     incidents = []
     for inc in open_items:
-        alerts = await store.incident_alerts(inc["id"])
+        alerts = await store.incident_alerts(inc["id"], limit=200)
         acts = await store.list_actions(incident_id=inc["id"], limit=20)
         incidents.append(views.incident_row(inc, alerts, acts))
     resolved = [views.incident_row(i) for i in
                 (await store.list_incidents(status="resolved", limit=8)).items]
-    pending = [action_view.action_row(a) for a in
-               await store.list_actions(status="pending_approval", limit=100)]
+    pending_rows = await store.list_actions(status="pending_approval", limit=100)
+    pending = [action_view.action_row(a) for a in pending_rows]
+    deadlines = await operator_view.deadlines_of(
+        store, [str(a["incident_id"]) for a in pending_rows])
     audit = await _audit(request, services)
     audit_badge, audit_detail = views.audit_badge(audit)
     context = {
@@ -176,19 +191,23 @@ async def dashboard_page(request: Request, services: Services,
         "effectiveness": action_view.effectiveness_rows(status["effectiveness"]),
         "breakers": action_view.breaker_rows(await store.list_breakers()),
         "audit": audit_badge, "audit_detail": audit_detail, "last_seq": last_seq,
+        "pause": await operator_view.pause_state(store),
+        "countdowns": operator_view.countdowns(deadlines, time.time()),
     }
     return render(request, "dashboard.html", context, page="dashboard")
 
 
-async def incident_page(request: Request, services: Services,
-                        incident_id: str) -> HTMLResponse | None:
-    """The incident's page, or None when there is no such incident."""
+async def incident_page(request: Request, services: Services, incident_id: str, *,
+                        alerts_offset: int = 0, alerts_limit: int = 100
+                        ) -> HTMLResponse | None:
+    """The incident's page, or None when there is no such incident. One page of alerts; the
+    timeline folds long runs of received alerts."""
     store = services.store
     last_seq = await _last_seq(services)
     incident = await store.get_incident(incident_id)
     if incident is None:
         return None
-    alerts = await store.incident_alerts(incident_id)
+    alerts = await store.incident_alerts(incident_id, offset=alerts_offset, limit=alerts_limit)
     actions = await store.list_actions(incident_id=incident_id, limit=500)
     actions.sort(key=lambda a: str(a["proposed_at"]))
     events = await store.list_events(incident_id=incident_id, limit=100_000)
@@ -202,7 +221,17 @@ async def incident_page(request: Request, services: Services,
         "dx": incident_view.diagnosis_view(incident.get("diagnosis")),
         "actions": [action_view.action_row(a) for a in actions],
         "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
+        "events_total": len(events),
+        "alerts_page": operator_view.page_links(alerts_offset, alerts_limit, len(alerts),
+                                        int(incident.get("alerts_total") or 0)),
         "last_seq": last_seq, "incident_id": incident_id,
+        "owner": ownership(events), "pause": await operator_view.pause_state(store),
+        "evidence": evidence_view.evidence_items(events),
+        "countdowns": operator_view.countdowns(incident_view.approval_deadlines(events),
+                                             time.time()),
+        "is_resolved": incident.get("status") == IncidentStatus.RESOLVED,
+        "can_silence": ActionKind.SILENCE_ALERT in services.backends,
+        "silence_choices": operator_view.SILENCE_CHOICES,
     }
     return render(request, "incident.html", context, page="incident")
 

@@ -83,11 +83,39 @@ class _Reasoned(EventPayload):
 
 
 class IncidentResolved(_Reasoned):
+    """All alerts resolved (actor alertmanager), or an operator resolved it (``manual``)."""
+
     TYPE = EventType.INCIDENT_RESOLVED
+    manual: bool = False
 
 
 class IncidentEscalated(_Reasoned):
     TYPE = EventType.INCIDENT_ESCALATED
+
+
+# --- operators on an incident (actor: the operator) -------------------------------------------
+class IncidentAcknowledged(_Reasoned):
+    TYPE = EventType.INCIDENT_ACKNOWLEDGED
+
+
+class IncidentAssigned(_Reasoned):
+    TYPE = EventType.INCIDENT_ASSIGNED
+    assignee: str = ""
+
+
+class NoteAdded(EventPayload):
+    TYPE = EventType.NOTE_ADDED
+    text: str = ""
+
+
+class AlertSilenced(_Reasoned):
+    """A silence created in Alertmanager from the incident page."""
+
+    TYPE = EventType.ALERT_SILENCED
+    silence_id: str = ""
+    duration_s: int = 0
+    ends_at: str = ""
+    matchers: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EvidenceCollected(EventPayload):
@@ -216,7 +244,7 @@ class Resumed(_Reasoned):
 
 PAYLOADS: dict[str, type[EventPayload]] = {cls.TYPE: cls for cls in (
     IncidentOpened, AlertReceived, AlertResolved, AlertReceivedLate, IncidentResolved,
-    IncidentEscalated,
+    IncidentEscalated, IncidentAcknowledged, IncidentAssigned, NoteAdded, AlertSilenced,
     EvidenceCollected, DiagnosisProduced, ActionProposed, ActionBlocked, ActionDryRun,
     ActionAwaitingApproval, ActionExpired, ActionApproved, ActionRejected, ActionStarted,
     ActionSucceeded, ActionFailed, VerificationPassed, VerificationFailed,

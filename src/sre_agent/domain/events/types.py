@@ -12,6 +12,10 @@ class EventType(StrEnum):
     ALERT_RECEIVED_LATE = "AlertReceivedLate"  # a firing that arrived after its resolution
     INCIDENT_RESOLVED = "IncidentResolved"
     INCIDENT_ESCALATED = "IncidentEscalated"
+    INCIDENT_ACKNOWLEDGED = "IncidentAcknowledged"  # an operator took it
+    INCIDENT_ASSIGNED = "IncidentAssigned"
+    NOTE_ADDED = "NoteAdded"
+    ALERT_SILENCED = "AlertSilenced"  # an operator silenced the incident's alert
     EVIDENCE_COLLECTED = "EvidenceCollected"
     DIAGNOSIS_PRODUCED = "DiagnosisProduced"
     ACTION_PROPOSED = "ActionProposed"

@@ -101,8 +101,8 @@
     document.querySelectorAll("[data-live][id]").forEach(function (el) {
       var fresh = doc.getElementById(el.id);
       if (!fresh) return;
-      // Never yank a drop-down from under the operator's hand.
-      if (active && active.tagName === "SELECT" && el.contains(active)) return;
+      // Never yank a drop-down or a half-typed text from under the operator's hand.
+      if (active && /^(SELECT|INPUT|TEXTAREA)$/.test(active.tagName) && el.contains(active)) return;
       if (fresh.innerHTML === el.innerHTML) return;
       el.replaceWith(document.adoptNode(fresh));
     });
@@ -115,12 +115,13 @@
       if (again && !again.disabled) again.focus();
     }
     updateAges();
+    updateCountdowns();
   }
 
   function refresh() {
     if (refreshing) { refreshAgain = true; return; }
     refreshing = true;
-    fetch(window.location.pathname, {
+    fetch(window.location.pathname + window.location.search, {
       credentials: "same-origin", cache: "no-store", headers: { "Accept": "text/html" }
     }).then(function (res) {
       if (res.redirected && new URL(res.url).pathname === "/login") {
@@ -162,19 +163,27 @@
     return String(action.kind).replace(/_/g, " ") + (action.target ? " on " + action.target : "");
   }
 
+  function incidentPath(suffix) {
+    return "/incidents/" + encodeURIComponent(incidentId) + "/" + suffix;
+  }
+  function orDefault(comment, fallback) {
+    return comment && comment.trim() ? comment.trim() : fallback;
+  }
+
+  // Every handler gets the button and the operator's comment (from the confirmation dialog).
   var handlers = {
-    approve: function (btn) {
+    approve: function (btn, comment) {
       return call("POST", "/actions/" + encodeURIComponent(btn.getAttribute("data-id")) +
-        "/approve", { comment: "approved from the dashboard" })
+        "/approve", { comment: orDefault(comment, "approved from the dashboard") })
         .then(function (a) { notify("Approved " + describe(a) + "."); });
     },
-    reject: function (btn) {
+    reject: function (btn, comment) {
       return call("POST", "/actions/" + encodeURIComponent(btn.getAttribute("data-id")) +
-        "/reject", { comment: "rejected from the dashboard" })
+        "/reject", { comment: orDefault(comment, "rejected from the dashboard") })
         .then(function (a) { notify("Rejected " + describe(a) + "."); });
     },
-    pause: function () {
-      return call("POST", "/control/pause", { reason: "paused from the dashboard" })
+    pause: function (btn, comment) {
+      return call("POST", "/control/pause", { reason: orDefault(comment, "paused from the dashboard") })
         .then(function () { notify("Paused: no action will run until you resume."); });
     },
     resume: function () {
@@ -186,16 +195,53 @@
       return call("POST", "/control/breaker/" + encodeURIComponent(target) + "/reset",
         { reason: "reset from the dashboard" })
         .then(function () { notify("Circuit breaker for " + target + " reset."); });
+    },
+    ack: function () {
+      return call("POST", incidentPath("ack"), { comment: "" })
+        .then(function () { notify("Acknowledged: the incident is yours."); });
+    },
+    resolve: function (btn, comment) {
+      return call("POST", incidentPath("resolve"),
+        { reason: orDefault(comment, "resolved from the incident page") })
+        .then(function () { notify("Incident resolved."); });
     }
   };
 
-  document.addEventListener("click", function (ev) {
-    var btn = ev.target instanceof Element ? ev.target.closest("button[data-action]") : null;
-    if (!btn || !handlers[btn.getAttribute("data-action")]) return;
-    ev.preventDefault();
+  // --- confirmation: a native <dialog> with a comment box ----------------------------------------
+  var dialog = document.getElementById("confirm-dialog");
+  var confirming = null;
+  function askThen(btn, run) {
+    if (!dialog || typeof dialog.showModal !== "function") {
+      if (window.confirm(btn.getAttribute("data-confirm"))) run("");
+      return;
+    }
+    document.getElementById("confirm-text").textContent = btn.getAttribute("data-confirm");
+    document.getElementById("confirm-comment-label").textContent =
+      btn.getAttribute("data-comment-label") || "Comment (recorded in the audit log)";
+    var ok = document.getElementById("confirm-ok");
+    ok.textContent = btn.getAttribute("data-confirm-label") || "Confirm";
+    ok.className = btn.getAttribute("data-confirm-tone") === "danger" ? "btn btn-danger" : "btn btn-primary";
+    document.getElementById("confirm-comment").value = "";
+    confirming = { btn: btn, run: run };
+    dialog.returnValue = "";
+    dialog.showModal();
+  }
+  if (dialog) {
+    dialog.addEventListener("close", function () {
+      var pending = confirming;
+      confirming = null;
+      if (pending && dialog.returnValue === "confirm") {
+        pending.run(document.getElementById("confirm-comment").value);
+      } else if (pending && document.body.contains(pending.btn)) {
+        pending.btn.focus();
+      }
+    });
+  }
+
+  function runButton(btn, comment) {
     btn.disabled = true;
     btn.setAttribute("aria-busy", "true");
-    handlers[btn.getAttribute("data-action")](btn).then(function () {
+    handlers[btn.getAttribute("data-action")](btn, comment).then(function () {
       scheduleRefresh(0);
     }, function (err) {
       notify(err.message, "bad");
@@ -203,17 +249,69 @@
       btn.removeAttribute("aria-busy");
       scheduleRefresh(0);
     });
+  }
+
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target instanceof Element ? ev.target.closest("button[data-action]") : null;
+    if (!btn || !handlers[btn.getAttribute("data-action")]) return;
+    ev.preventDefault();
+    if (btn.hasAttribute("data-confirm")) {
+      askThen(btn, function (comment) { runButton(btn, comment); });
+    } else {
+      runButton(btn, "");
+    }
   });
+
+  // --- forms: mode; on the incident page assign, note and silence --------------------------------
+  var forms = {
+    mode: function (form) {
+      return call("POST", "/control/mode",
+        { mode: form.elements.namedItem("mode").value, reason: "set from the dashboard" })
+        .then(function (c) { notify("Mode set to " + c.mode + "."); });
+    },
+    assign: function (form) {
+      var name = form.elements.namedItem("assignee").value.trim();
+      return call("POST", incidentPath("assign"), { assignee: name })
+        .then(function () { notify("Assigned to " + name + "."); form.reset(); });
+    },
+    note: function (form) {
+      return call("POST", incidentPath("note"), { text: form.elements.namedItem("text").value })
+        .then(function () { notify("Note added to the timeline."); form.reset(); });
+    },
+    silence: function (form) {
+      var select = form.elements.namedItem("duration_s");
+      var label = select.options[select.selectedIndex].text;
+      return call("POST", incidentPath("silence"), { duration_s: parseInt(select.value, 10) })
+        .then(function () { notify("Alert silenced in Alertmanager for " + label + "."); });
+    }
+  };
 
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
-    if (!(form instanceof HTMLFormElement) || form.getAttribute("data-form") !== "mode") return;
+    if (!(form instanceof HTMLFormElement)) return;
+    var run = forms[form.getAttribute("data-form")];
+    if (!run) return;
     ev.preventDefault();
-    var mode = form.elements.namedItem("mode").value;
-    call("POST", "/control/mode", { mode: mode, reason: "set from the dashboard" })
-      .then(function (c) { notify("Mode set to " + c.mode + "."); scheduleRefresh(0); },
-        function (err) { notify(err.message, "bad"); });
+    var submit = form.querySelector('button[type="submit"]');
+    if (submit) submit.disabled = true;
+    run(form).then(function () { scheduleRefresh(0); },
+      function (err) { notify(err.message, "bad"); })
+      .then(function () { if (submit) submit.disabled = false; });
   });
+
+  // --- approval deadlines ------------------------------------------------------------------------
+  function updateCountdowns() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("data-until"));
+      if (isNaN(t)) return;
+      var left = (t - now) / 1000;
+      el.textContent = left > 0 ? "expires in " + fmtAge(left) : "approval window passed";
+      el.classList.toggle("expired", left <= 0);
+    });
+  }
+  updateCountdowns();
+  setInterval(updateCountdowns, 1000);
 
   // --- live updates ----------------------------------------------------------------------------------
   var live = document.getElementById("live");
