@@ -90,7 +90,7 @@ async def test_a_real_prompted_tool_round(real_llm: LlamaServer) -> None:
 @pytest.mark.parametrize("name", [
     "container-killed-exited",  # the case: rules start_container, the model silenced
     "instance-down-hung-container",
-    "unknown-alert-kafka-lag",  # no runbook: the LLM's proposal stands beside notify/escalate
+    "unknown-alert-no-signal",  # no runbook: the LLM's proposal stands beside notify/escalate
 ])
 async def test_combined_is_never_below_the_rules(real_llm: LlamaServer, name: str) -> None:
     s = scenario(name)
