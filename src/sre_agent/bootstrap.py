@@ -159,7 +159,8 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
     runner = PipelineRunner(
         the_store, build_stages(settings, analysis, the_backends, policy, fakes),
         workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics,
-        sweep_s=settings.resume_sweep_s)
+        sweep_s=settings.resume_sweep_s, lease_ttl_s=settings.lease_ttl_s,
+        leases=settings.database_url.startswith("postgresql"))
     commands = CommandBus(the_store, policy, default_mode=settings.mode, submit=runner.submit,
                           silencer=the_backends.get(ActionKind.SILENCE_ALERT))
     return Services(settings=settings, store=the_store, metrics=metrics, runner=runner,

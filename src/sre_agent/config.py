@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # How often the runner looks for incidents whose log moved past what was processed and that
     # nothing is working on (runs given up during a store outage, work of a stopped process).
     resume_sweep_s: float = Field(default=30.0, gt=0, le=3600)
+    # With PostgreSQL, incident work is leased so that replicas never run one incident at once;
+    # a dead replica's leases run out after this and another replica takes its incidents over.
+    lease_ttl_s: float = Field(default=30.0, ge=2, le=3600)
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None

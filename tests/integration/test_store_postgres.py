@@ -35,7 +35,8 @@ def test_schema_fingerprint_is_recorded_with_its_migration() -> None:
 async def test_upgrade_creates_every_table_and_records_the_version(store_url: str) -> None:
     engine = create_engine(store_url)
     try:
-        assert migrations.upgrade(engine) == [migrations.LATEST]
+        every = [m.version for m in migrations.MIGRATIONS]
+        assert migrations.upgrade(engine) == every
         assert migrations.upgrade(engine) == []  # idempotent: nothing left to do
         names = set(inspect(engine).get_table_names())
         assert set(metadata.tables) | {"schema_version"} <= names
@@ -52,12 +53,15 @@ async def test_a_database_made_before_versioning_is_recorded_not_recreated(
     await store.close()
     engine = create_engine(store_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE schema_version"))  # as an unversioned database
-        assert migrations.upgrade(engine) == []
+        with engine.begin() as conn:  # as a database of version 1, before versioning
+            conn.execute(text("DROP TABLE schema_version"))
+            conn.execute(text("DROP TABLE leases"))
+        later = [m.version for m in migrations.MIGRATIONS if m.version > 1]
+        assert migrations.upgrade(engine) == later  # version 1 recorded, the rest applied
         with engine.connect() as conn:
-            assert migrations.current_version(conn) == 1
+            assert migrations.current_version(conn) == migrations.LATEST
             assert conn.execute(text("SELECT count(*) FROM events")).scalar() == 2
+            assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 0
     finally:
         engine.dispose()
 
@@ -115,10 +119,10 @@ async def test_concurrent_upgrades_from_several_replicas_run_once(pg_cluster: An
     try:
         results = await asyncio.gather(*(asyncio.to_thread(migrations.upgrade, e)
                                          for e in engines))
-        assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+        assert sorted(len(r) for r in results) == [0, 0, 0, migrations.LATEST]
         with engines[0].connect() as conn:
             rows = conn.execute(select(migrations.schema_version.c.version)).all()
-        assert [r.version for r in rows] == [1]
+        assert [r.version for r in rows] == [m.version for m in migrations.MIGRATIONS]
     finally:
         for e in engines:
             e.dispose()
@@ -249,3 +253,28 @@ async def test_alert_pages_and_event_counts(store_url: str) -> None:
         assert await store.count_events("inc-none") == 0
     finally:
         await store.close()
+
+
+async def test_one_owner_per_incident_lease_and_takeover_after_the_ttl(
+        store_url: str) -> None:
+    a, b = SqlEventStore(store_url), SqlEventStore(store_url)
+    try:
+        now = 1_800_000_000.0
+        wins = await asyncio.gather(*(s.claim("inc-1", owner, 10, now)
+                                      for s, owner in ((a, "A"), (b, "B"))))
+        assert sorted(wins) == [False, True]  # claimed at once: exactly one wins
+        holder = "A" if wins[0] else "B"
+        other, other_store = ("B", b) if holder == "A" else ("A", a)
+        assert not await other_store.claim("inc-1", other, 10, now + 5)
+        await (a if holder == "A" else b).renew(["inc-1"], holder, 10, now + 8)
+        assert not await other_store.claim("inc-1", other, 10, now + 15)  # renewed to +18
+        assert await other_store.claim("inc-1", other, 10, now + 19)  # ran out: taken over
+        [lease] = await a.list_leases(now + 19)
+        assert lease["owner"] == other
+        await (a if holder == "A" else b).release("inc-1", holder)  # not its lease any more
+        assert len(await a.list_leases(now + 19)) == 1
+        await other_store.release("inc-1", other)
+        assert await a.list_leases(now + 19) == []
+    finally:
+        await a.close()
+        await b.close()

@@ -50,6 +50,7 @@ class InMemoryEventStore:
         self.stats: dict[tuple[str, str], dict[str, Any]] = {}
         self.control: dict[str, str] = {}
         self.processed: dict[str, int] = {}
+        self.leases: dict[str, dict[str, Any]] = {}
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
         self.unavailable = False  # set True to make every write raise StoreUnavailable
         self._ids = itertools.count(1)
@@ -105,6 +106,30 @@ class InMemoryEventStore:
 
     async def mark_processed(self, incident_id: str, seq: int) -> None:
         self.processed[incident_id] = seq
+
+    # --- leases -------------------------------------------------------------------------------
+    async def claim(self, incident_id: str, owner: str, ttl_s: float, now: float) -> bool:
+        held = self.leases.get(incident_id)
+        if held is not None and held["owner"] != owner and held["expires_at"] >= now:
+            return False
+        self.leases[incident_id] = {"incident_id": incident_id, "owner": owner,
+                                    "expires_at": now + ttl_s, "claimed_at": now}
+        return True
+
+    async def renew(self, incident_ids: list[str], owner: str, ttl_s: float,
+                    now: float) -> None:
+        for incident_id in incident_ids:
+            held = self.leases.get(incident_id)
+            if held is not None and held["owner"] == owner:
+                held["expires_at"] = now + ttl_s
+
+    async def release(self, incident_id: str, owner: str) -> None:
+        if self.leases.get(incident_id, {}).get("owner") == owner:
+            del self.leases[incident_id]
+
+    async def list_leases(self, now: float) -> list[dict[str, Any]]:
+        return sorted((dict(v) for v in self.leases.values() if v["expires_at"] >= now),
+                      key=lambda v: float(v["expires_at"]))
 
     async def rebuild_projections(self) -> int:
         events, self.events = self.events, []

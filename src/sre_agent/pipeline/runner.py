@@ -2,13 +2,21 @@
 
 Work is serialised per incident (never two workers on one incident), spread across incidents,
 and resumed at start-up for every incident whose log moved past what was processed.
+
+With ``leases`` (several replicas on one PostgreSQL database), a worker first claims the
+incident's lease in the store: one replica at a time runs an incident's stages; a lease is
+renewed while its stages run and released after; the lease of a replica that died runs out
+after ``lease_ttl_s``, and another replica's sweep takes the incident over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -23,7 +31,9 @@ class PipelineRunner:
     def __init__(self, store: EventStore, stages: Sequence[Stage], *, workers: int = 2,
                  stage_timeout_s: float = 60.0, metrics: Metrics | None = None,
                  retry_base_s: float = 2.0, retry_max_s: float = 60.0,
-                 max_retries: int = 8, sweep_s: float = 30.0) -> None:
+                 max_retries: int = 8, sweep_s: float = 30.0, leases: bool = False,
+                 lease_ttl_s: float = 30.0, owner: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.stages = list(stages)
         self.workers = workers
@@ -33,6 +43,10 @@ class PipelineRunner:
         self.retry_max_s = retry_max_s
         self.max_retries = max_retries
         self.sweep_s = sweep_s
+        self.leases = leases
+        self.lease_ttl_s = lease_ttl_s
+        self.owner = owner or replica_id()
+        self.clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -57,6 +71,8 @@ class PipelineRunner:
             self._tasks.append(asyncio.create_task(self._worker(), name=f"pipeline-{i}"))
         await self.resume()
         self._tasks.append(asyncio.create_task(self._sweep(), name="pipeline-sweep"))
+        if self.leases:
+            self._tasks.append(asyncio.create_task(self._renew(), name="pipeline-leases"))
 
     async def resume(self) -> int:
         """Submit every incident whose log moved past what was processed and that nothing here
@@ -81,6 +97,16 @@ class PipelineRunner:
             await asyncio.sleep(self.sweep_s)
             await self.resume()
 
+    async def _renew(self) -> None:
+        """Keep the leases of the incidents running here from running out."""
+        while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            try:
+                await self.store.renew(sorted(self._running), self.owner, self.lease_ttl_s,
+                                       self.clock())
+            except StoreUnavailable as exc:
+                log.warning("lease_renewal_failed", error=str(exc))
+
     async def stop(self) -> None:
         for handle in self._retries.values():
             handle.cancel()
@@ -104,7 +130,7 @@ class PipelineRunner:
             self._running.add(incident_id)
             ok = False
             try:
-                ok = await self.process(incident_id)
+                ok = await self._process_leased(incident_id)
             except StoreUnavailable as exc:  # an outage, not a bug: retried with backoff
                 log.warning("incident_store_unavailable", incident_id=incident_id,
                             error=str(exc))
@@ -143,13 +169,32 @@ class PipelineRunner:
         self._retries.pop(incident_id, None)
         self.submit(incident_id)
 
+    async def _process_leased(self, incident_id: str) -> bool:
+        if not self.leases:
+            return await self.process(incident_id)
+        if not await self.store.claim(incident_id, self.owner, self.lease_ttl_s, self.clock()):
+            # Another replica works on it; when it stops, its lease runs out and a sweep here
+            # or elsewhere picks the incident up. Nothing to retry now.
+            log.debug("incident_leased_elsewhere", incident_id=incident_id)
+            return True
+        try:
+            return await self.process(incident_id)
+        finally:
+            try:
+                await self.store.release(incident_id, self.owner)
+            except StoreUnavailable as exc:  # it runs out by itself
+                log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
+
     async def process(self, incident_id: str) -> bool:
         """Run every stage once for the incident; True when all stages completed."""
         bound = log.bind(incident_id=incident_id)
+        seen_seq: int | None = None
         for stage in self.stages:
             work = await load_work(self.store, incident_id)
             if work is None:
                 return False
+            if seen_seq is None:
+                seen_seq = int(work.incident["last_seq"])
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(stage.run(work, self.store), self.stage_timeout_s)
@@ -164,6 +209,16 @@ class PipelineRunner:
                         time.perf_counter() - started)
         incident = await self.store.get_incident(incident_id)
         if incident is not None:
-            await self.store.mark_processed(incident_id, int(incident["last_seq"]))
+            # Alone, events that arrive meanwhile come back through submit (``_again``). With
+            # replicas they may have reached another one, so only what this run saw counts as
+            # processed: a later event leaves the incident pending for the next sweep.
+            last = int(incident["last_seq"])
+            await self.store.mark_processed(
+                incident_id, seen_seq if self.leases and seen_seq is not None else last)
         self.processed += 1
         return True
+
+
+def replica_id() -> str:
+    """This process's name among replicas: host, pid and a random suffix (unique per start)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

@@ -10,9 +10,10 @@ Rules for a schema change:
 - never edit a released step; add ``Migration(N + 1, ...)`` with the ALTERs it needs;
 - update ``schema.py`` to the result, and ``SCHEMA_FINGERPRINT`` to the new
   :func:`schema_fingerprint` (a test fails until both agree, so no change ships without a step);
-- step 1 creates the tables of ``schema.py`` as they stood at version 1. When step 2 lands,
-  replace step 1's ``create_all`` with a frozen copy of those tables, so a fresh database still
-  goes through every step in order.
+- step 1 creates the tables of ``schema.py`` (``create_all``). A step that only adds a table
+  creates it with ``checkfirst`` (a fresh database has it from step 1 already). The first step
+  that alters an existing table must also replace step 1's ``create_all`` with a frozen copy of
+  the tables as they stood before it, so a fresh database goes through every step in order.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from sre_agent.domain.events import GENESIS_HASH
-from sre_agent.store.schema import chain_head, metadata
+from sre_agent.store.schema import chain_head, leases, metadata
 
 _version_metadata = MetaData()
 schema_version = Table(
@@ -51,7 +52,7 @@ schema_version = Table(
 _ADVISORY_KEY = 0x5E_A6_E7_01
 
 # sha256 of the DDL of schema.py (see schema_fingerprint); changes only with a new migration.
-SCHEMA_FINGERPRINT = "0d5043aecc5beb6ade33e7cf3002e4f19d3fb80f4cf8fad04924986db260cd7c"
+SCHEMA_FINGERPRINT = "6178b071bf9bc201c14fbcfd6c31e6030f83ce91bf9925ed241a02addbd09b0d"
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,15 @@ def _initial(conn: Connection) -> None:
         conn.execute(insert(chain_head).values(id=1, seq=0, hash=GENESIS_HASH))
 
 
+def _leases(conn: Connection) -> None:
+    # A new table only: checkfirst, since a database created at this version by step 1's
+    # create_all already has it.
+    leases.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: events, chain_head and the projections", _initial),
+    Migration(2, "incident leases, for several replicas on one database", _leases),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -132,6 +132,18 @@ progress = Table(
 )
 
 
+# Who works on an incident now: with several replicas on one database, one at a time. A lease
+# runs out at ``expires_at`` (epoch seconds, the replicas' clocks) unless its owner renews it,
+# so the incidents of a replica that died are taken over by another. Not rebuilt from the log.
+leases = Table(
+    "leases", metadata,
+    Column("incident_id", SafeString(64), primary_key=True),
+    Column("owner", SafeString(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
+
 actions = Table(
     "actions", metadata,
     Column("id", SafeString(64), primary_key=True),

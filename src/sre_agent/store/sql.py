@@ -48,6 +48,7 @@ from sre_agent.store.schema import (
     progress,
 )
 from sre_agent.store.sql_actions import ActionQueries
+from sre_agent.store.sql_leases import LeaseQueries
 from sre_agent.store.sql_reads import LogQueries, row_to_event
 
 T = TypeVar("T")
@@ -59,7 +60,7 @@ def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
 
-class SqlEventStore(LogQueries, ActionQueries):
+class SqlEventStore(LogQueries, ActionQueries, LeaseQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
