@@ -20,7 +20,7 @@ run: install
 
 ## Lint, type-check and run the whole test suite.
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
