@@ -6,8 +6,6 @@ Apps are built through ``create_app`` on a real SQLite file; requests go through
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from sre_agent.api.app import create_app
 from tests.conftest import make_settings
+from tests.support.components import settle
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -23,21 +22,6 @@ HTML = {"accept": "text/html"}
 URL = "/webhook/alertmanager"
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(tmp_path))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://agent.test") as c:
-        yield c
-
-
-async def settle(c: httpx.AsyncClient) -> None:
-    """Wait until the pipeline has nothing queued or running."""
-    for _ in range(400):
-        if (await c.get("/status")).json()["backlog"] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("pipeline did not settle")
 
 
 def many_alerts(n: int) -> list[dict[str, Any]]:

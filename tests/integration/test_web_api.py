@@ -6,7 +6,6 @@ real uvicorn server on a free port, because ASGITransport buffers a streaming bo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -27,7 +26,7 @@ from sre_agent.api.routes import events as events_route
 from sre_agent.web.sessions import COOKIE_NAME
 from tests.conftest import make_settings
 from tests.support.browser import OPERATOR_TOKEN, fake_agent_app, operator_client, serve
-from tests.support.components import free_port, wait_ready
+from tests.support.components import free_port, settle, wait_ready
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -54,13 +53,6 @@ async def token_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def settle(c: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
-    """Wait until the pipeline has nothing queued or running."""
-    for _ in range(200):
-        if (await c.get("/status", headers=headers)).json()["backlog"] == 0:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("pipeline did not settle")
 
 
 def bearer() -> dict[str, str]:

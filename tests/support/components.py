@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,17 @@ def wait_ready(base_url: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     pytest.fail(f"agent at {base_url} did not become ready within {timeout:.0f}s")
+
+
+async def settle(client: Any, headers: dict[str, str] | None = None,
+                 timeout: float = 20.0) -> None:
+    """Wait until an agent's pipeline has nothing queued or running (``/status`` backlog 0)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await client.get("/status", headers=headers)).json()["backlog"] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("pipeline did not settle")
