@@ -42,3 +42,16 @@ def test_expression_from_generator_url() -> None:
     assert expression_from_generator_url(url) == 'rate(http_requests_total{code=~"5.."}[5m]) > 0.1'
     assert expression_from_generator_url("") is None
     assert expression_from_generator_url("http://x/graph") is None
+
+
+@pytest.mark.parametrize("fingerprint", ["ab\x00cd", "ab\ncd", "x\x85y"])
+def test_a_fingerprint_with_control_characters_is_refused(fingerprint: str) -> None:
+    """A fingerprint is an identity, compared as stored: NUL (which PostgreSQL cannot store and
+    the projections replace) once made a redelivery look new and fail with 503."""
+    from pydantic import ValidationError
+
+    from sre_agent.domain.alertmanager import WebhookNotification
+    from tests.support.payloads import alert, notification
+
+    with pytest.raises(ValidationError, match="fingerprint"):
+        WebhookNotification.model_validate(notification([alert(fingerprint=fingerprint)]))

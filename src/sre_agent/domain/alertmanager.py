@@ -26,7 +26,9 @@ class WebhookAlert(BaseModel):
     starts_at: datetime = Field(alias="startsAt")
     ends_at: str = Field(default=ZERO_TIME, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: str = Field(min_length=1, max_length=256)
+    # An identity, compared as stored: no control characters (NUL among them, which PostgreSQL
+    # cannot store). Alertmanager sends 16 hex digits.
+    fingerprint: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
 
     @field_validator("starts_at", mode="before")
     @classmethod
