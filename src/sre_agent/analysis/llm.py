@@ -51,7 +51,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
@@ -59,6 +58,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import OpenAIRefusalError
 from pydantic import BaseModel
 
+from sre_agent.analysis.llm_errors import as_llm_error, backoff_s, first_line, retryable
 from sre_agent.analysis.prompts import (
     FINAL_INSTRUCTION,
     INVESTIGATION_INSTRUCTION,
@@ -103,72 +103,16 @@ __all__ = [
     "LLMRefusal",
     "LLMTimeout",
     "LangChainAnalyzer",
+    "retryable",
 ]
 
 
 SCHEMA_NAME = LLMDiagnosis.__name__  # the function name under method="function_calling"
-MAX_BACKOFF_S = 4.0
-
-
-def retryable(exc: BaseException) -> bool:
-    """Errors a retry can fix: connection refused/reset, 429, 5xx. Never a timeout."""
-    if isinstance(exc, openai.APITimeoutError | TimeoutError):
-        return False
-    if isinstance(exc, openai.APIConnectionError):
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return False
-
-
-def _backoff_s(exc: BaseException, attempt: int) -> float:
-    delay = 0.5 * 2 ** attempt
-    response = getattr(exc, "response", None)
-    header = response.headers.get("retry-after") if response is not None else None
-    if header:
-        with contextlib.suppress(ValueError):
-            delay = float(header)
-    return float(max(0.0, min(delay, MAX_BACKOFF_S)))
 
 
 def _tokens(message: BaseMessage) -> int:
     usage = getattr(message, "usage_metadata", None)
     return int(usage.get("total_tokens", 0)) if usage else 0
-
-
-def _first_line(error: BaseException | None, limit: int = 150) -> str:
-    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
-    return text[:limit]
-
-
-def _as_llm_error(exc: Exception, tokens: int) -> LLMError:
-    """Map what LangChain / the OpenAI SDK raised to our error family."""
-    if isinstance(exc, LLMError):
-        exc.tokens += tokens
-        return exc
-    if isinstance(exc, openai.LengthFinishReasonError):
-        usage = getattr(exc.completion, "usage", None)
-        spent = int(getattr(usage, "total_tokens", 0) or 0)
-        return LLMInvalidOutput("answer cut at the output token limit (max_output_tokens)",
-                                tokens=tokens + spent)
-    if isinstance(exc, openai.ContentFilterFinishReasonError):
-        return LLMRefusal("the server's content filter stopped the answer", tokens=tokens)
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMTimeout("request timed out", tokens=tokens)
-    if isinstance(exc, openai.APIStatusError):
-        return LLMHTTPError(f"HTTP {exc.status_code}: {str(exc.message)[:200]}",
-                            status=exc.status_code, tokens=tokens)
-    if isinstance(exc, openai.APIConnectionError):
-        return LLMHTTPError(f"connection failed: {str(exc)[:200]}", tokens=tokens)
-    if isinstance(exc, OpenAIRefusalError):
-        return LLMRefusal(str(exc)[:200], tokens=tokens)
-    # A body that is not a completion (an HTML error page, a proxy's text) surfaces as
-    # ValueError / TypeError / KeyError from langchain-openai, or AttributeError from the SDK's
-    # parse() path used when response_format is set.
-    if isinstance(exc, openai.APIError | ValueError | KeyError | TypeError | AttributeError):
-        return LLMInvalidOutput(f"malformed response ({type(exc).__name__}: {_first_line(exc)})",
-                                tokens=tokens)
-    return LLMError(f"{type(exc).__name__}: {str(exc)[:200]}", tokens=tokens)
 
 
 def _strip_fences(text: str) -> str:
@@ -304,7 +248,7 @@ class LangChainAnalyzer:
             if isinstance(error, OpenAIRefusalError):
                 raise LLMRefusal(str(error)[:200], tokens=tokens)
             if error is not None:
-                detail = f"{type(error).__name__}: {_first_line(error)}"
+                detail = f"{type(error).__name__}: {first_line(error)}"
             else:
                 detail = "answer is not a JSON object" if raw.text.strip() else "empty answer"
             raise LLMInvalidOutput(detail, tokens=tokens)
@@ -342,10 +286,10 @@ class LangChainAnalyzer:
                 raise LLMTimeout("request timed out", tokens=tokens) from None
             except Exception as exc:
                 if attempt < self._settings.max_retries and retryable(exc):
-                    await asyncio.sleep(_backoff_s(exc, attempt))
+                    await asyncio.sleep(backoff_s(exc, attempt))
                     attempt += 1
                     continue
-                raise _as_llm_error(exc, tokens) from exc
+                raise as_llm_error(exc, tokens) from exc
 
     async def _investigate_prompted(self, messages: list[BaseMessage],
                                     guarded: GuardedInvestigation,
