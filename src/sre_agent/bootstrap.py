@@ -21,15 +21,20 @@ from sre_agent.evidence.http_probe import HttpProbe
 from sre_agent.evidence.investigation import CollectorTools
 from sre_agent.evidence.prometheus import PrometheusEvidence
 from sre_agent.evidence.targets import DockerTargetResolver
+from sre_agent.integrations.pagerduty import PagerDutyEvents
+from sre_agent.integrations.slack import SlackBot, SlackWebhook
+from sre_agent.integrations.teams import TeamsWorkflow
 from sre_agent.observability import Metrics
 from sre_agent.pipeline.analyse import AnalyseStage
 from sre_agent.pipeline.commands import CommandBus
+from sre_agent.pipeline.delivery import DeliveryWorker
 from sre_agent.pipeline.handlers import Deps, Remediation
-from sre_agent.pipeline.runner import PipelineRunner
+from sre_agent.pipeline.runner import PipelineRunner, replica_id
 from sre_agent.pipeline.stages import Stage
 from sre_agent.ports import (
     ActionBackend,
     Analyzer,
+    ChatDestination,
     ContainerVerifier,
     EventStore,
     EvidenceSource,
@@ -67,6 +72,8 @@ class Services:
     backends: dict[ActionKind, ActionBackend]
     policy: Policy
     commands: CommandBus
+    delivery: DeliveryWorker
+    slack: SlackBot | None = None  # the Web API client, for answers to button clicks
     started_at: float = field(default_factory=time.time)
 
 
@@ -118,6 +125,35 @@ def build_backends(settings: Settings) -> dict[ActionKind, ActionBackend]:
     return backends
 
 
+def build_destinations(settings: Settings) -> list[ChatDestination]:
+    """Slack (a bot, else an incoming webhook), Teams and PagerDuty, as configured."""
+    timeout = settings.delivery_timeout_s
+    out: list[ChatDestination] = []
+    if settings.slack_bot_token is not None and settings.slack_channel is not None:
+        out.append(SlackBot(settings.slack_bot_token.get_secret_value(), settings.slack_channel,
+                            settings.slack_api_url, timeout,
+                            interactive=settings.slack_signing_secret is not None
+                            and bool(settings.slack_approvers)))
+    elif settings.slack_webhook_url is not None:
+        out.append(SlackWebhook(settings.slack_webhook_url.get_secret_value(), timeout))
+    if settings.teams_webhook_url is not None:
+        out.append(TeamsWorkflow(settings.teams_webhook_url.get_secret_value(), timeout))
+    if settings.pagerduty_routing_key is not None:
+        out.append(PagerDutyEvents(settings.pagerduty_routing_key.get_secret_value(),
+                                   settings.pagerduty_events_url, timeout))
+    return out
+
+
+def build_delivery(settings: Settings, store: EventStore,
+                   destinations: list[ChatDestination]) -> DeliveryWorker:
+    return DeliveryWorker(
+        store, destinations, settings.routing(), settings.dashboard_url,
+        poll_s=settings.delivery_poll_s, max_attempts=settings.delivery_max_attempts,
+        backoff_s=settings.delivery_backoff_s,
+        leases=settings.database_url.startswith("postgresql"),
+        owner=f"delivery:{replica_id()}")
+
+
 @dataclass
 class Fakes:
     """What a test may put in place of a real part (cosmicpython's bootstrap seam): anything
@@ -163,6 +199,9 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
         leases=settings.database_url.startswith("postgresql"))
     commands = CommandBus(the_store, policy, default_mode=settings.mode, submit=runner.submit,
                           silencer=the_backends.get(ActionKind.SILENCE_ALERT))
+    destinations = build_destinations(settings)
+    slack = next((d for d in destinations if isinstance(d, SlackBot)), None)
     return Services(settings=settings, store=the_store, metrics=metrics, runner=runner,
                     analysis=analysis, backends=the_backends, policy=policy,
-                    commands=commands)
+                    commands=commands,
+                    delivery=build_delivery(settings, the_store, destinations), slack=slack)

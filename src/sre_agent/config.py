@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.incident import Mode
 from sre_agent.domain.policy import Policy
+from sre_agent.domain.routing import Destination, Routes, RoutesError, parse_routes
 
 PLACEHOLDER_SECRETS = frozenset({
     "changeme", "change-me", "change_me", "secret", "password", "token", "example",
@@ -180,12 +182,68 @@ class Settings(BaseSettings):
     docker_stop_timeout_s: int = Field(default=5, ge=0, le=300)
     silence_duration_s: int = Field(default=3600, ge=60, le=86400)
 
+    # --- chat and paging (README "Chat and paging"; integrations/, pipeline/delivery.py) ------
+    public_url: str | None = None  # the dashboard as people reach it, for links in messages
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_webhook_url: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    slack_api_url: str = "https://slack.com/api"
+    teams_webhook_url: SecretStr | None = None
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com"
+    routes: str | None = None
+    delivery_poll_s: float = Field(default=1.0, gt=0, le=60)
+    delivery_max_attempts: int = Field(default=5, ge=1, le=20)
+    delivery_backoff_s: float = Field(default=1.0, ge=0, le=300)
+    delivery_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("action_allowlist", mode="before")
     @classmethod
     def _split_allowlist(cls, value: object) -> object:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("slack_approvers", mode="before")
+    @classmethod
+    def _split_approvers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("slack_bot_token", "slack_webhook_url", "slack_signing_secret",
+                     "teams_webhook_url", "pagerduty_routing_key")
+    @classmethod
+    def _empty_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("slack_channel", "routes", "public_url")
+    @classmethod
+    def _empty_text(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @property
+    def configured_destinations(self) -> frozenset[Destination]:
+        found = set()
+        if self.slack_bot_token is not None or self.slack_webhook_url is not None:
+            found.add(Destination.SLACK)
+        if self.teams_webhook_url is not None:
+            found.add(Destination.TEAMS)
+        if self.pagerduty_routing_key is not None:
+            found.add(Destination.PAGERDUTY)
+        return frozenset(found)
+
+    def routing(self) -> Routes:
+        """The parsed ``SRE_AGENT_ROUTES``; unset: every configured destination, always."""
+        if self.routes is None:
+            return Routes.everything(self.configured_destinations)
+        return parse_routes(self.routes)
+
+    @property
+    def dashboard_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def policy(self) -> Policy:
         return Policy(
@@ -215,6 +273,7 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"SRE_AGENT_{name.upper()} is a placeholder or shorter than 8 "
                         "characters; set a real secret")
+        self._check_chat()
         if (self.webhook_username is None) != (self.webhook_password is None):
             raise ValueError("set both SRE_AGENT_WEBHOOK_USERNAME and "
                              "SRE_AGENT_WEBHOOK_PASSWORD, or neither")
@@ -224,3 +283,38 @@ class Settings(BaseSettings):
                 f"refusing to listen on non-loopback address {self.host}: set "
                 "SRE_AGENT_WEBHOOK_TOKEN (or username/password) and SRE_AGENT_OPERATOR_TOKEN")
         return self
+
+    def _check_chat(self) -> None:
+        if self.slack_bot_token is not None:
+            token = self.slack_bot_token.get_secret_value().strip()
+            if not token.startswith("xox"):
+                raise ValueError("SRE_AGENT_SLACK_BOT_TOKEN must be a Slack bot token "
+                                 "(xoxb-...)")
+            if self.slack_channel is None:
+                raise ValueError("SRE_AGENT_SLACK_BOT_TOKEN needs SRE_AGENT_SLACK_CHANNEL "
+                                 "(a channel id such as C0123ABCD)")
+        if self.slack_signing_secret is not None:
+            raw = self.slack_signing_secret.get_secret_value()
+            if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < 8:
+                raise ValueError("SRE_AGENT_SLACK_SIGNING_SECRET is a placeholder or shorter "
+                                 "than 8 characters")
+            if self.slack_bot_token is None:
+                raise ValueError("SRE_AGENT_SLACK_SIGNING_SECRET (the approval buttons) needs "
+                                 "SRE_AGENT_SLACK_BOT_TOKEN and SRE_AGENT_SLACK_CHANNEL")
+        for name in ("slack_webhook_url", "teams_webhook_url"):
+            value: SecretStr | None = getattr(self, name)
+            if value is not None and urlsplit(value.get_secret_value()).scheme not in (
+                    "http", "https"):
+                raise ValueError(f"SRE_AGENT_{name.upper()} must be an http(s) URL")
+        for name in ("slack_api_url", "pagerduty_events_url", "public_url"):
+            url = getattr(self, name)
+            if url is not None and urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"SRE_AGENT_{name.upper()} must be an http(s) URL")
+        try:
+            routes = self.routing()
+        except RoutesError as exc:
+            raise ValueError(f"SRE_AGENT_ROUTES: {exc}") from None
+        missing = sorted(routes.named - self.configured_destinations)
+        if missing:
+            raise ValueError(f"SRE_AGENT_ROUTES sends to {', '.join(missing)}, which is not "
+                             "configured (set its token, webhook URL or routing key)")

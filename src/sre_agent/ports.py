@@ -21,7 +21,7 @@ ActionBackend: every implementation must guarantee
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.diagnosis import ActionKind, Diagnosis
 from sre_agent.domain.events import ChainBreak, NewEvent, StoredEvent
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.domain.notifications import Delivered, IncidentCard, Message, Sent
 from sre_agent.domain.policy import GateHistory
 from sre_agent.domain.results import (
     ActionRequest,
@@ -37,6 +38,7 @@ from sre_agent.domain.results import (
     ReconcileResult,
     VerificationResult,
 )
+from sre_agent.domain.routing import Destination
 
 
 class StoreUnavailable(Exception):
@@ -196,6 +198,22 @@ class ActionBackend(Protocol):
 
     async def reconcile(self, request: ActionRequest, started_at: datetime
                         ) -> ReconcileResult: ...
+
+
+class ChatDestination(Protocol):
+    """Slack, Teams or PagerDuty, fed by the delivery worker (``pipeline/delivery.py``).
+
+    ``messages`` is pure: what this destination should have for the incident, given what it
+    already has (``have``: key -> last delivery); the worker sends those whose digest changed.
+    ``send`` makes one attempt, time-bounded, and never raises: every failure is a ``Sent``
+    with ``ok`` false, and no error text carries a token or webhook URL.
+    """
+
+    name: Destination
+
+    def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]: ...
+
+    async def send(self, message: Message, have: Delivered | None) -> Sent: ...
 
 
 class ContainerVerifier(Protocol):

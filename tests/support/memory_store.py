@@ -21,6 +21,7 @@ from sre_agent.domain.actions import (
 )
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
+    DELIVERY_TYPES,
     GENESIS_HASH,
     EventType,
     NewEvent,
@@ -163,7 +164,7 @@ class InMemoryEventStore:
             self.breakers[p.target] = {
                 "target": p.target, "reason": p.reason, "changed_at": ev.at,
                 "state": "open" if isinstance(p, payloads.BreakerTripped) else "closed"}
-        elif inc is not None:
+        elif inc is not None and ev.type not in DELIVERY_TYPES:
             self._project_incident(ev, p, inc)
         self._project_action(ev, p)
 

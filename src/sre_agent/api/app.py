@@ -23,6 +23,7 @@ from sre_agent.api.routes import (
     health,
     incidents,
     policy,
+    slack,
     status,
     web,
     webhook,
@@ -36,7 +37,8 @@ from sre_agent.ports import StoreUnavailable
 log = structlog.get_logger("sre_agent.api")
 # Write paths that authenticate themselves: the webhook (its own credentials) and the login
 # form (it is how credentials arrive); logout checks its session's CSRF token itself.
-SELF_AUTHENTICATED_PREFIXES = ("/webhook/", "/login", "/logout")
+# Slack's button clicks carry Slack's signature instead (api/routes/slack.py checks it).
+SELF_AUTHENTICATED_PREFIXES = ("/webhook/", "/login", "/logout", "/integrations/slack/")
 # Every route can answer these for malformed requests; documented so clients know.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not JSON)"},
@@ -50,12 +52,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.runner.start()
+        await services.delivery.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
                  host=settings.host, port=settings.port, llm=settings.llm.enabled,
                  dashboard=f"http://{settings.host}:{settings.port}/status")
         try:
             yield
         finally:
+            await services.delivery.stop()
             await services.runner.stop()
             await services.store.close()
             log.info("agent_stopped")
@@ -65,7 +69,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                               "remediation out.")
     app.state.services = services
     for module in (health, webhook, status, incidents, actions, policy, audit, control,
-                   events, web):
+                   events, slack, web):
         app.include_router(module.router, responses=COMMON_RESPONSES)
     web.mount_static(app)
 

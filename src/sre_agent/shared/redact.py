@@ -31,6 +31,8 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s:@]*):([^/\s@]+)@"), rf"\1\2:{MASK}@"),
     # JSON Web Tokens.
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), MASK),
+    # Slack tokens (bot, user, app, config, refresh).
+    (re.compile(r"\bxox[a-z]-[A-Za-z0-9\-]{8,}"), MASK),
     # AWS access key ids.
     (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[0-9A-Z]{16}\b"), MASK),
     # key=value / key: value / "key": "value" where the key names a secret.

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, insert, select, update
 
-from sre_agent.domain.events import EventType, StoredEvent
+from sre_agent.domain.events import DELIVERY_TYPES, EventType, StoredEvent
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.store.projections_actions import apply_action_event
 from sre_agent.store.schema import alerts, control, incidents
@@ -50,7 +50,7 @@ def apply_event(conn: Connection, ev: StoredEvent) -> None:
         else:
             _set_control(conn, "paused", "true" if t == EventType.PAUSED else "false")
         return
-    if ev.incident_id is None:
+    if ev.incident_id is None or t in DELIVERY_TYPES:
         return
     changes: dict[str, Any] = {"last_seq": ev.seq, "updated_at": ev.at}
     if t == EventType.ALERT_RECEIVED:

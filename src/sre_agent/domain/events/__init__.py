@@ -24,10 +24,11 @@ from sre_agent.domain.events.payloads import (
     UnknownPayload,
     parse_payload,
 )
-from sre_agent.domain.events.types import Actor, EventType
+from sre_agent.domain.events.types import DELIVERY_TYPES, Actor, EventType
 
 __all__ = [
-    "GENESIS_HASH", "PAYLOADS", "Actor", "ChainBreak", "EventPayload", "EventType", "NewEvent",
+    "DELIVERY_TYPES", "GENESIS_HASH", "PAYLOADS", "Actor", "ChainBreak", "EventPayload",
+    "EventType", "NewEvent",
     "ResultData", "StoredEvent", "UnknownPayload", "canonical_json", "event_hash",
     "event_hash_from_text", "event_type_of", "parse_payload", "utc_now", "verify_chain",
 ]

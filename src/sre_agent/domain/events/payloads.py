@@ -242,13 +242,49 @@ class Resumed(_Reasoned):
     TYPE = EventType.RESUMED
 
 
+# --- outgoing messages (actor: system) ----------------------------------------------------------
+class NotificationEvent(EventPayload):
+    """One message to one destination: ``destination`` is a name (slack, teams, pagerduty),
+    never a URL or token; ``key`` names the message (``incident``, ``approval:ID``,
+    ``resolved``, ``trigger``); ``op`` what was sent (post, update, trigger, resolve)."""
+
+    destination: str = ""
+    key: str = ""
+    op: str = ""
+    attempt: int = 1
+    digest: str = ""  # of the content sent: an update goes out only when it changes
+    upto_seq: int = 0  # the incident's last event the content was rendered from
+
+
+class NotificationAttempted(NotificationEvent):
+    TYPE = EventType.NOTIFICATION_ATTEMPTED
+    error: str = ""
+    status_code: int | None = None
+    retry_in_s: float = 0.0
+
+
+class NotificationDelivered(NotificationEvent):
+    TYPE = EventType.NOTIFICATION_DELIVERED
+    status_code: int | None = None
+    channel: str = ""  # Slack: where the message is, so that it can be updated in place
+    ts: str = ""
+    link: str = ""  # a link to the message (Slack permalink), for the dashboard
+
+
+class NotificationFailed(NotificationEvent):
+    TYPE = EventType.NOTIFICATION_FAILED
+    error: str = ""
+    status_code: int | None = None
+
+
 PAYLOADS: dict[str, type[EventPayload]] = {cls.TYPE: cls for cls in (
     IncidentOpened, AlertReceived, AlertResolved, AlertReceivedLate, IncidentResolved,
     IncidentEscalated, IncidentAcknowledged, IncidentAssigned, NoteAdded, AlertSilenced,
     EvidenceCollected, DiagnosisProduced, ActionProposed, ActionBlocked, ActionDryRun,
     ActionAwaitingApproval, ActionExpired, ActionApproved, ActionRejected, ActionStarted,
     ActionSucceeded, ActionFailed, VerificationPassed, VerificationFailed,
-    VerificationInconclusive, BreakerTripped, BreakerReset, ModeChanged, Paused, Resumed)}
+    VerificationInconclusive, BreakerTripped, BreakerReset, ModeChanged, Paused, Resumed,
+    NotificationAttempted, NotificationDelivered, NotificationFailed)}
 assert set(PAYLOADS) == set(EventType), "every EventType needs exactly one payload model"
 
 

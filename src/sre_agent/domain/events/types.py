@@ -36,6 +36,16 @@ class EventType(StrEnum):
     MODE_CHANGED = "ModeChanged"
     PAUSED = "Paused"
     RESUMED = "Resumed"
+    # Outgoing chat and paging messages (integrations/delivery.py); bookkeeping, see below.
+    NOTIFICATION_ATTEMPTED = "NotificationAttempted"  # one attempt failed, another follows
+    NOTIFICATION_DELIVERED = "NotificationDelivered"
+    NOTIFICATION_FAILED = "NotificationFailed"  # given up after the last attempt
+
+
+# Events that record the delivery of messages about an incident: they neither change the
+# incident nor wake the pipeline (the projection leaves its last_seq alone).
+DELIVERY_TYPES = frozenset({EventType.NOTIFICATION_ATTEMPTED, EventType.NOTIFICATION_DELIVERED,
+                            EventType.NOTIFICATION_FAILED})
 
 
 class Actor:
@@ -48,3 +58,8 @@ class Actor:
     @staticmethod
     def operator(name: str) -> str:
         return f"operator:{name}"
+
+    @staticmethod
+    def slack_user(user_id: str) -> str:
+        """An operator who clicked a button in Slack: ``operator:slack:U0123ABC``."""
+        return f"operator:slack:{user_id}"

@@ -1,0 +1,87 @@
+"""What the chat and paging adapters share: one time-bounded request whose every outcome is a
+``Sent`` (5xx, 429 and no answer are retryable; ``Retry-After`` read), with secrets scrubbed
+from every error text."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from sre_agent.domain.events import utc_now
+from sre_agent.domain.notifications import Sent
+from sre_agent.shared.redact import redact
+
+MAX_ERROR = 300
+
+
+class Scrubber:
+    """Removes the given secrets (tokens, webhook URLs and their paths) from text, then
+    ``redact``s the rest."""
+
+    def __init__(self, secrets: Sequence[str | None]) -> None:
+        parts: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            parts.add(secret)
+            path = urlsplit(secret).path
+            if len(path) > 1 and "://" in secret:
+                parts.add(path)
+                parts.add(secret.split("?")[0])
+        self.parts = sorted(parts, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for part in self.parts:
+            text = text.replace(part, "[REDACTED]")
+        return redact(text)[:MAX_ERROR]
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds (a number or an HTTP date), None when absent or unreadable."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = utc_now()
+    return max(0.0, (when - now).total_seconds()) if when.tzinfo else None
+
+
+async def request(method: str, url: str, *, timeout_s: float, scrub: Scrubber, peer: str,
+                  json_body: Any = None, headers: Mapping[str, str] | None = None,
+                  ) -> tuple[httpx.Response | None, Sent | None]:
+    """Send one request. Returns (response, None) when an HTTP answer below 400 came back,
+    else (response or None, the failed ``Sent``)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            response = await asyncio.wait_for(
+                client.request(method, url, json=json_body, headers=dict(headers or {})),
+                timeout_s + 1)
+    except (TimeoutError, httpx.TimeoutException):
+        return None, Sent(ok=False, error=f"{peer} timed out after {timeout_s:g}s",
+                          retryable=True)
+    except httpx.HTTPError as exc:
+        return None, Sent(ok=False, error=scrub(f"{peer} unreachable: {type(exc).__name__}: "
+                                                f"{exc}"), retryable=True)
+    except Exception as exc:  # never raise
+        return None, Sent(ok=False, error=scrub(f"{peer}: {type(exc).__name__}: {exc}"))
+    code = response.status_code
+    if code < 400:
+        return response, None
+    retryable = code == 429 or code >= 500
+    text = " ".join(response.text.split())[:200]
+    return response, Sent(ok=False, status_code=code, retryable=retryable,
+                          retry_after_s=retry_after(response.headers) if retryable else None,
+                          error=scrub(f"{peer} answered {code}" + (f": {text}" if text else "")))
