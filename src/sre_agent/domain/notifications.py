@@ -212,8 +212,10 @@ def delivered(events: Iterable[StoredEvent]) -> dict[tuple[str, str], Delivered]
 
 
 def chat_links(events: Iterable[StoredEvent]) -> dict[str, str]:
-    """destination -> a link to the incident's chat message, for the dashboard."""
-    return {d.destination: d.link for d in delivered(events).values() if d.link}
+    """destination -> a link to the incident's chat message, for the dashboard (http(s)
+    links only: the link came from a chat service's answer)."""
+    return {d.destination: d.link for d in delivered(events).values()
+            if d.link.startswith(("https://", "http://"))}
 
 
 @dataclass(frozen=True)

@@ -134,9 +134,22 @@ def describe_event(ev: StoredEvent, names: Mapping[str, str]) -> str:
         case payloads.BreakerTripped() | payloads.BreakerReset():
             verb = "tripped" if isinstance(p, payloads.BreakerTripped) else "reset"
             text = _with(f"Circuit breaker for {ev.data.get('target')} {verb}", reason)
+        case payloads.NotificationDelivered():
+            text = f"{p.destination.capitalize()}: {_NOTIFY_VERB.get(p.op, p.op)} {p.key}" + (
+                f" (attempt {p.attempt})" if p.attempt > 1 else "")
+        case payloads.NotificationAttempted():
+            text = (f"{p.destination.capitalize()}: attempt {p.attempt} to {p.op} {p.key} "
+                    f"failed ({clip(p.error, 150)}); retry in {p.retry_in_s:g}s")
+        case payloads.NotificationFailed():
+            text = (f"{p.destination.capitalize()}: gave up on {p.op} {p.key} after "
+                    f"{p.attempt} attempt(s): {clip(p.error, 150)}")
         case _:
             text = str(ev.type)
     return clip(text, 400)
+
+
+_NOTIFY_VERB = {"post": "posted", "update": "updated", "trigger": "paged (trigger)",
+                "resolve": "resolved the page for"}
 
 
 E = EventType
@@ -148,7 +161,8 @@ EVENT_TONE: dict[str, str] = {
     E.VERIFICATION_PASSED: "ok", E.VERIFICATION_FAILED: "bad",
     E.VERIFICATION_INCONCLUSIVE: "warn", E.BREAKER_TRIPPED: "bad",
     E.INCIDENT_ACKNOWLEDGED: "ok", E.INCIDENT_ASSIGNED: "info", E.NOTE_ADDED: "info",
-    E.ALERT_SILENCED: "off",
+    E.ALERT_SILENCED: "off", E.NOTIFICATION_DELIVERED: "info",
+    E.NOTIFICATION_ATTEMPTED: "warn", E.NOTIFICATION_FAILED: "bad",
 }
 
 

@@ -29,6 +29,7 @@ from sre_agent.bootstrap import Services
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import GENESIS_HASH, verify_chain
 from sre_agent.domain.incident import IncidentStatus, unresolved_count
+from sre_agent.domain.notifications import chat_links
 from sre_agent.domain.ownership import ownership
 from sre_agent.web import (
     STATIC_DIR,
@@ -221,6 +222,7 @@ async def incident_page(request: Request, services: Services, incident_id: str, 
         "dx": incident_view.diagnosis_view(incident.get("diagnosis")),
         "actions": [action_view.action_row(a) for a in actions],
         "alerts": incident_view.alert_rows(alerts), "events": incident_view.timeline(events),
+        "chat": sorted(chat_links(events).items()),
         "events_total": len(events),
         "alerts_page": operator_view.page_links(alerts_offset, alerts_limit, len(alerts),
                                         int(incident.get("alerts_total") or 0)),
