@@ -94,7 +94,8 @@ async def test_a_signed_click_approves_and_the_message_follows_the_action(
         assert r.status_code == 200
         await eventually(lambda: _is(c, action["id"], "verified"), what="verified")
         assert len(backend.executed) == 1
-        await eventually(lambda: "verified" in block_text(msg.blocks), what="message updated")
+        await eventually(lambda: "verified: the target recovered" in block_text(msg.blocks),
+                         what="message updated")
         assert buttons(msg.blocks) == [] and msg.updates >= 1
         assert "approved by <@U0ANN>" in block_text(msg.blocks)
         (approved,) = await audit(c, "ActionApproved")
