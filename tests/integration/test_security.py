@@ -29,7 +29,12 @@ WEBHOOK_TOKEN = "wh-secret-7f3a9c1e55"
 OPERATOR_TOKEN = "op-secret-2b8d4e6f99"
 LLM_KEY = "sk-secret-llm-key-0123456789"
 BASIC_PASSWORD = "basic-secret-pw-4455"
-SECRETS = (WEBHOOK_TOKEN, OPERATOR_TOKEN, LLM_KEY, BASIC_PASSWORD)
+SLACK_SECRET = "slack-signing-secret-778899"
+SLACK_TOKEN = "xoxb-slack-bot-token-112233"
+SECRETS = (WEBHOOK_TOKEN, OPERATOR_TOKEN, LLM_KEY, BASIC_PASSWORD, SLACK_SECRET, SLACK_TOKEN)
+# Slack's button clicks authenticate by Slack's signature (a request without one is 401).
+SLACK = {"slack_bot_token": SLACK_TOKEN, "slack_channel": "C0SEC",
+         "slack_signing_secret": SLACK_SECRET, "slack_api_url": "http://127.0.0.1:9/api"}
 
 # Routes anyone may call. Anything else must refuse an anonymous request: a new route that
 # forgets its auth dependency fails test_every_route_requires_auth.
@@ -59,7 +64,7 @@ def _walk(routes: list[Any], prefix: str = "") -> list[tuple[str, str]]:
 
 def app_routes() -> list[tuple[str, str]]:
     app = create_app(make_settings(Path("/tmp"), operator_token=OPERATOR_TOKEN,
-                                   webhook_token=WEBHOOK_TOKEN))
+                                   webhook_token=WEBHOOK_TOKEN, **SLACK))
     return sorted(set(_walk(list(app.routes))))
 
 
@@ -70,7 +75,7 @@ SECURED = [(m, p) for m, p in ROUTES if p not in OPEN and not p.startswith("/sta
 @pytest.fixture
 async def secured(tmp_path: Path):
     settings = make_settings(tmp_path, operator_token=OPERATOR_TOKEN,
-                             webhook_token=WEBHOOK_TOKEN)
+                             webhook_token=WEBHOOK_TOKEN, **SLACK)
     app = create_app(settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://agent") as c:
@@ -80,7 +85,7 @@ async def secured(tmp_path: Path):
 def test_route_table_is_complete() -> None:
     paths = {p for _, p in SECURED}
     assert {"/status", "/incidents", "/actions", "/control/pause", "/audit",
-            "/webhook/alertmanager"} <= paths
+            "/webhook/alertmanager", "/integrations/slack/interactions"} <= paths
 
 
 @pytest.mark.parametrize(("method", "path"), SECURED, ids=[f"{m} {p}" for m, p in SECURED])
