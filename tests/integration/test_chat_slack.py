@@ -243,4 +243,4 @@ async def test_interactions_refuse_bad_requests_clearly(tmp_path: Path,
     (tmp_path / "off").mkdir()
     async with agent(tmp_path / "off", slack, slack_signing_secret=None) as (c, _, _):
         off = await click(c, "U0ANN", "approve", "x")
-        assert off.status_code == 404 and "not configured" in off.json()["detail"]
+        assert off.status_code == 401 and "not configured" in off.json()["detail"]

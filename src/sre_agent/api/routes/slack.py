@@ -118,16 +118,17 @@ async def _decide(services: Services, user: str, verb: str, action_id: str) -> s
 
 
 @router.post("/interactions", status_code=200,
-             responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
-                        413: {"model": ErrorOut}})
+             responses={401: {"model": ErrorOut}, 413: {"model": ErrorOut}})
 async def interactions(request: Request, services: ServicesDep,
                        background: BackgroundTasks) -> Response:
     """A click on a Slack message's Approve or Reject button (Slack's interactivity URL)."""
     settings, slack = services.settings, services.slack
     secret = settings.slack_signing_secret
     if secret is None or slack is None:
-        raise HTTPException(404, "Slack interactivity is not configured "
-                                 "(SRE_AGENT_SLACK_SIGNING_SECRET, SRE_AGENT_SLACK_BOT_TOKEN)")
+        # No secret, nothing can be verified: unauthenticated, like every other closed door.
+        raise HTTPException(401, "Slack interactivity is not configured, so no request can be "
+                                 "verified (SRE_AGENT_SLACK_SIGNING_SECRET, "
+                                 "SRE_AGENT_SLACK_BOT_TOKEN)")
     try:
         body = await _body(request)
         try:
