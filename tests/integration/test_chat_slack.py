@@ -105,6 +105,8 @@ async def test_a_signed_click_approves_and_the_message_follows_the_action(
         # The incident page links to the message; the resolution updates it once more.
         page = await c.get(f"/incidents/{inc}", headers={"Accept": "text/html"})
         assert f"https://example.slack.com/archives/{CHANNEL}/p" in page.text
+        link = f"https://example.slack.com/archives/{CHANNEL}/p{msg.ts.replace('.', '')}"
+        assert (await c.get(f"/incidents/{inc}")).json()["chat"] == {"slack": link}
         await c.post(URL, json=notification([{**notification()["alerts"][0],
                                                "status": "resolved",
                                                "endsAt": "2026-11-21T20:25:00Z"}]))

@@ -78,6 +78,8 @@ class IncidentDetail(IncidentOut):
     acknowledged_by: str | None = Field(description="the operator who acknowledged it")
     acknowledged_at: str | None
     assignee: str | None = Field(description="who it is assigned to (last assignment)")
+    chat: dict[str, str] = Field(default_factory=dict, description=(
+        "destination (slack) -> a link to the incident's chat message, once posted"))
 
 
 class AuditList(BaseModel):

@@ -21,7 +21,9 @@ from sre_agent.api.schemas import (
     ResolveIn,
     SilenceIn,
 )
+from sre_agent.domain.events import EventType
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.domain.notifications import chat_links
 from sre_agent.domain.ownership import OWNERSHIP_EVENTS, ownership
 from sre_agent.pipeline.commands import (
     Acknowledge,
@@ -99,7 +101,10 @@ async def get_incident(
             "alerts_offset": alerts_offset, "alerts_limit": alerts_limit,
             "events": [EventOut(**e.as_dict()) for e in events],
             "events_total": await store.count_events(incident_id),
-            "events_next_since": events[-1].seq if more else None}
+            "events_next_since": events[-1].seq if more else None,
+            "chat": chat_links(await store.list_events(
+                incident_id=incident_id, types=[EventType.NOTIFICATION_DELIVERED],
+                limit=10_000))}
 
 
 @router.get("/{incident_id}/report", response_class=Response, responses={
