@@ -114,7 +114,8 @@ def build_analyzer(settings: Settings, engine: str,
 
 def build_backends(settings: Settings) -> dict[ActionKind, ActionBackend]:
     docker = DockerActionBackend(settings.action_timeout_s, settings.docker_stop_timeout_s)
-    notifier = WebhookNotifier(settings.notify_url, timeout_s=settings.action_timeout_s)
+    notifier = WebhookNotifier(settings.notify_url, timeout_s=settings.action_timeout_s,
+                               chat=sorted(settings.configured_destinations))
     backends: dict[ActionKind, ActionBackend] = {
         ActionKind.RESTART_CONTAINER: docker, ActionKind.START_CONTAINER: docker,
         ActionKind.NOTIFY: notifier, ActionKind.ESCALATE: notifier}

@@ -52,8 +52,10 @@ class WebhookNotifier:
 
     kinds: frozenset[ActionKind] = frozenset({ActionKind.NOTIFY, ActionKind.ESCALATE})
 
-    def __init__(self, url: str | None, timeout_s: float = 10) -> None:
+    def __init__(self, url: str | None, timeout_s: float = 10,
+                 chat: list[str] | None = None) -> None:
         self.url = url.strip() if url and url.strip() else None
+        self.chat = list(chat or [])  # destinations the delivery worker posts the incident to
         self.timeout_s = timeout_s
         if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
             raise ValueError("the notification URL must be http:// or https://")
@@ -83,7 +85,10 @@ class WebhookNotifier:
             return done(False, {}, f"unsupported action kind {request.kind!s}")
         body = notification_body(request)
         if self.url is None:
-            return done(True, {"delivered": False, "reason": NOT_CONFIGURED,
+            reason = (f"no SRE_AGENT_NOTIFY_URL; the incident goes to {', '.join(self.chat)} "
+                      "through the delivery worker (Notification* events)"
+                      if self.chat else NOT_CONFIGURED)
+            return done(True, {"delivered": False, "reason": reason, "chat": self.chat,
                                "text": body["text"]})
         detail: dict[str, Any] = {"delivered": False, "destination": self.destination,
                                   "text": body["text"]}
