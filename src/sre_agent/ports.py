@@ -215,6 +215,10 @@ class ChatDestination(Protocol):
 
     async def send(self, message: Message, have: Delivered | None) -> Sent: ...
 
+    async def close(self) -> None:
+        """Close pooled connections (at shutdown)."""
+        ...
+
 
 class ContainerVerifier(Protocol):
     async def wait_recovered(self, name: str, deadline_s: float,

@@ -167,7 +167,7 @@ async def test_double_clicks_clicks_after_others_and_after_expiry_answer_clearly
         assert await status_of(c, aid) == "rejected" and backend.executed == []
         assert len(await audit(c, "ActionRejected")) == 1
         assert await audit(c, "ActionApproved") == []
-        msg = slack.only_message()
+        msg = await eventually(lambda: slack.messages and slack.only_message(), what="posted")
         await eventually(lambda: "rejected" in block_text(msg.blocks), what="rejection shown")
         assert buttons(msg.blocks) == []
 

@@ -225,6 +225,9 @@ class ScriptedDestination:
         return [Message("incident", "update" if "incident" in have else "post", body,
                         digest_of(body))]
 
+    async def close(self) -> None:
+        pass
+
     async def send(self, message: Message, have: Delivered | None) -> Sent:
         self.sent.append((message.key, message.op))
         return self.answers.pop(0) if self.answers else Sent(ok=True, status_code=200)

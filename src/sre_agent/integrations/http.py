@@ -59,16 +59,36 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - now).total_seconds()) if when.tzinfo else None
 
 
-async def request(method: str, url: str, *, timeout_s: float, scrub: Scrubber, peer: str,
+class Client:
+    """One pooled ``httpx.AsyncClient`` per destination, made with it at start-up: building a
+    client (its TLS context) costs tens of milliseconds of CPU, which must not land on the
+    event loop the pipeline shares, once per request or in the middle of an incident."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._client: httpx.AsyncClient | None = httpx.AsyncClient(timeout=timeout_s)
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+async def request(client: Client, method: str, url: str, *, scrub: Scrubber, peer: str,
                   json_body: Any = None, headers: Mapping[str, str] | None = None,
                   ) -> tuple[httpx.Response | None, Sent | None]:
     """Send one request. Returns (response, None) when an HTTP answer below 400 came back,
     else (response or None, the failed ``Sent``)."""
+    timeout_s = client.timeout_s
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            response = await asyncio.wait_for(
-                client.request(method, url, json=json_body, headers=dict(headers or {})),
-                timeout_s + 1)
+        response = await asyncio.wait_for(
+            client.get().request(method, url, json=json_body, headers=dict(headers or {})),
+            timeout_s + 1)
     except (TimeoutError, httpx.TimeoutException):
         return None, Sent(ok=False, error=f"{peer} timed out after {timeout_s:g}s",
                           retryable=True)

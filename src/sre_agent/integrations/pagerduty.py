@@ -13,7 +13,7 @@ from typing import Any
 
 from sre_agent.domain.notifications import Delivered, IncidentCard, Message, Sent, digest_of
 from sre_agent.domain.routing import Destination
-from sre_agent.integrations.http import Scrubber, request
+from sre_agent.integrations.http import Client, Scrubber, request
 from sre_agent.shared.redact import redact
 
 SEVERITIES = {"critical": "critical", "page": "critical", "p1": "critical", "error": "error",
@@ -57,6 +57,7 @@ class PagerDutyEvents:
         self.routing_key = routing_key
         self.url = events_url.rstrip("/") + "/v2/enqueue"
         self.timeout_s = timeout_s
+        self.client = Client(timeout_s)
         self.scrub = Scrubber([routing_key])
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
@@ -69,9 +70,12 @@ class PagerDutyEvents:
             out.append(Message("resolve", "resolve", body, digest_of(body)))
         return out
 
+    async def close(self) -> None:
+        await self.client.close()
+
     async def send(self, message: Message, have: Delivered | None) -> Sent:
         body = {"routing_key": self.routing_key, **message.body}
-        response, failed = await request("POST", self.url, timeout_s=self.timeout_s,
+        response, failed = await request(self.client, "POST", self.url,
                                          scrub=self.scrub, peer="PagerDuty", json_body=body)
         if failed is not None or response is None:
             return failed or Sent(ok=False, error="no answer")

@@ -27,7 +27,7 @@ from sre_agent.domain.notifications import (
     milestones,
 )
 from sre_agent.domain.routing import Destination
-from sre_agent.integrations.http import Scrubber, request
+from sre_agent.integrations.http import Client, Scrubber, request
 from sre_agent.shared.redact import redact
 
 APPROVE, REJECT, OPEN = "approve", "reject", "open_incident"
@@ -142,6 +142,7 @@ class SlackBot:
         self.channel = channel
         self.api_url = api_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.client = Client(timeout_s)
         self.scrub = Scrubber([token])
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
@@ -155,7 +156,7 @@ class SlackBot:
     async def call(self, method: str, body: dict[str, Any]) -> tuple[dict[str, Any], Sent | None]:
         """One Web API call; (the answer's JSON, None) when ``ok``, else the failed Sent."""
         response, failed = await request(
-            "POST", f"{self.api_url}/{method}", timeout_s=self.timeout_s, scrub=self.scrub,
+            self.client, "POST", f"{self.api_url}/{method}", scrub=self.scrub,
             peer=f"Slack {method}", json_body=body,
             headers={"Authorization": f"Bearer {self.token}",
                      "Content-Type": "application/json; charset=utf-8"})
@@ -172,6 +173,9 @@ class SlackBot:
                             error=self.scrub(f"Slack {method}: {error}"),
                             retryable=error in RETRYABLE_ERRORS)
         return answer, None
+
+    async def close(self) -> None:
+        await self.client.close()
 
     async def send(self, message: Message, have: Delivered | None) -> Sent:
         if message.op == "update" and have is not None and have.channel and have.ts:
@@ -205,6 +209,7 @@ class SlackWebhook:
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.client = Client(timeout_s)
         self.scrub = Scrubber([url])
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
@@ -223,8 +228,11 @@ class SlackWebhook:
             out.append(Message(key, "post", body, digest_of(body)))
         return out
 
+    async def close(self) -> None:
+        await self.client.close()
+
     async def send(self, message: Message, have: Delivered | None) -> Sent:
-        response, failed = await request("POST", self.url, timeout_s=self.timeout_s,
+        response, failed = await request(self.client, "POST", self.url,
                                          scrub=self.scrub, peer="Slack webhook",
                                          json_body=message.body)
         if failed is not None or response is None:

@@ -21,7 +21,7 @@ from sre_agent.domain.notifications import (
     milestones,
 )
 from sre_agent.domain.routing import Destination
-from sre_agent.integrations.http import Scrubber, request
+from sre_agent.integrations.http import Client, Scrubber, request
 from sre_agent.shared.redact import redact
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -80,6 +80,7 @@ class TeamsWorkflow:
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.client = Client(timeout_s)
         self.scrub = Scrubber([url])
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
@@ -89,8 +90,11 @@ class TeamsWorkflow:
             out.append(Message(key, "post", body, digest_of(body)))
         return out
 
+    async def close(self) -> None:
+        await self.client.close()
+
     async def send(self, message: Message, have: Delivered | None) -> Sent:
-        response, failed = await request("POST", self.url, timeout_s=self.timeout_s,
+        response, failed = await request(self.client, "POST", self.url,
                                          scrub=self.scrub, peer="Teams workflow",
                                          json_body=message.body)
         if failed is not None or response is None:

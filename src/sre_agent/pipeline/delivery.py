@@ -9,8 +9,9 @@ will be retried ``NotificationAttempted`` (with the delay: ``Retry-After`` when 
 gave one, else exponential backoff), then ``NotificationDelivered`` or ``NotificationFailed``.
 Those events do not move the incident (``DELIVERY_TYPES``), so they never wake the pipeline.
 
-One incident is synced by one task at a time (a change meanwhile syncs it again after);
-``concurrency`` incidents at once. The pipeline never waits for any of it: a slow or down Slack
+One incident is synced by one task at a time (a change meanwhile syncs it again after), each
+sync ``settle_s`` after the change that caused it (the pipeline's burst lands first: one post
+instead of a post and updates); ``concurrency`` incidents at once. The pipeline never waits for any of it: a slow or down Slack
 delays only its own messages. With leases (several replicas), a replica delivers an incident's
 messages only while it holds the ``delivery:`` lease of that incident.
 """
@@ -48,6 +49,7 @@ class DeliveryWorker:
                  routes: Routes, base_url: str, *, poll_s: float = 1.0, max_attempts: int = 5,
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  max_retry_after_s: float = 300.0, concurrency: int = 4,
+                 settle_s: float = 0.3,
                  leases: bool = False, owner: str = "delivery", lease_ttl_s: float = 600.0,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.time) -> None:
@@ -60,6 +62,7 @@ class DeliveryWorker:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_retry_after_s = max_retry_after_s
+        self.settle_s = settle_s
         self.leases = leases
         self.owner = owner
         self.lease_ttl_s = lease_ttl_s
@@ -87,6 +90,8 @@ class DeliveryWorker:
         await asyncio.gather(*self._tasks, *self._running.values(), return_exceptions=True)
         self._tasks.clear()
         self._running.clear()
+        for dest in self.destinations:
+            await dest.close()
 
     def nudge(self) -> None:
         """Look at the log now rather than at the next poll (after an operator's click)."""
@@ -153,6 +158,9 @@ class DeliveryWorker:
     async def _run(self, incident_id: str) -> None:
         try:
             while True:
+                # Let the pipeline's burst of events land first: one message instead of a
+                # post and two updates, and no write of ours in the middle of its run.
+                await asyncio.sleep(self.settle_s)
                 self._again.discard(incident_id)
                 async with self._limit:
                     try:
