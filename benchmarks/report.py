@@ -233,6 +233,27 @@ def incident_page(d: dict[str, Any]) -> list[str]:
         "- before paging (issue 13): page 7.5 MB, JSON 5.4 MB"]
 
 
+def chat(d: dict[str, Any]) -> list[str]:
+    runs = d["runs"]
+    target = d["targets"]["ratio_p50_slow_to_none_max"]
+    rows = ["| Slack | pipeline p50 ms | p99 ms | messages delivered in the run | "
+            "first delivery p50 ms |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("no_chat", "none"), ("slack_fast", "fast"),
+                        ("slack_slow", f"{d['slow_slack_s']} s per request")):
+        r = runs[name]
+        rows.append(f"| {label} | {r['pipeline_ms']['p50']} | {r['pipeline_ms']['p99']} | "
+                    f"{r['delivered_within_run']} / {r['pipeline_ms']['n']} | "
+                    f"{r['delivery_ms_p50'] if r['delivery_ms_p50'] is not None else '—'} |")
+    return [*rows, "",
+            f"- pipeline = AlertReceived -> the gate's decision, {d['incidents']} incidents one "
+            "after another, approval mode, rules",
+            f"- p50 ratio, slow Slack to none: {d['ratio_p50_slow_to_none']} (target <= "
+            f"{target}): {verdict(d['ratio_p50_slow_to_none'] <= target)}; fast Slack to none: "
+            f"{d['ratio_p50_fast_to_none']}",
+            "- a slow Slack delays only its own messages (most were still queued when the run "
+            "ended); the pipeline never waits for a delivery"]
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
@@ -252,6 +273,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      verdict_list),
     ("incident_page", "A 5,000-alert incident: the page and the JSON",
      "benchmarks/incident_page.py", incident_page),
+    ("chat_delivery", "Chat delivery beside the pipeline: no Slack, a fast one, a slow one",
+     "benchmarks/chat_delivery.py", chat),
     ("time_to_recover", "Time to recover, crash scenario, real Prometheus + Alertmanager",
      "benchmarks/time_to_recover.py", ttr),
     ("time_to_recover_llm", "Time to recover with the LLM on (combined engine, the 1.5B model)",

@@ -24,7 +24,7 @@ from sre_agent.api.schemas import ErrorOut
 from sre_agent.bootstrap import Services
 from sre_agent.domain.actions import ActionStatus
 from sre_agent.domain.events import Actor
-from sre_agent.integrations.slack import APPROVE, REJECT, SlackBot
+from sre_agent.integrations.slack import APPROVE, REJECT, SlackBot, escape
 from sre_agent.integrations.slack_signature import BadSignature, verify
 from sre_agent.pipeline.commands import Approve, CommandRejected, NotFound, Reject
 
@@ -80,7 +80,7 @@ def _click(payload: dict[str, Any]) -> tuple[str, str, str, str] | None:
         if isinstance(action, dict) and action.get("action_id") in (APPROVE, REJECT):
             user_id = str(user.get("id") or "")
             channel_id = str(channel.get("id") or container.get("channel_id") or "")
-            value = str(action.get("value") or "")
+            value = str(action.get("value") or "")[:200]
             if not user_id or not value:
                 raise Refused(400, "a button click without user id or action id")
             return user_id, channel_id, str(action["action_id"]), value
@@ -90,7 +90,7 @@ def _click(payload: dict[str, Any]) -> tuple[str, str, str, str] | None:
 async def _reply(slack: SlackBot, channel: str, user: str, text: str) -> None:
     if not channel:
         return
-    sent = await slack.ephemeral(channel, user, text)
+    sent = await slack.ephemeral(channel, user, escape(text))  # ids and reasons are data
     if not sent.ok:
         log.warning("slack_reply_failed", user=user, error=sent.error)
 
