@@ -12,8 +12,9 @@ Those events do not move the incident (``DELIVERY_TYPES``), so they never wake t
 One incident is synced by one task at a time (a change meanwhile syncs it again after), each
 sync ``settle_s`` after the change that caused it (the pipeline's burst lands first: one post
 instead of a post and updates); ``concurrency`` incidents at once. The pipeline never waits
-for any of it: a slow or down Slack delays only its own messages. With leases (several replicas), a replica delivers an incident's
-messages only while it holds the ``delivery:`` lease of that incident.
+for any of it: a slow or down Slack delays only its own messages. With leases (several
+replicas), a replica delivers an incident's messages only while it holds the ``delivery:``
+lease of that incident.
 """
 
 from __future__ import annotations
