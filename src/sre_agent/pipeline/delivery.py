@@ -165,7 +165,7 @@ class DeliveryWorker:
                 self._again.discard(incident_id)
                 async with self._limit:
                     try:
-                        await self._sync_leased(incident_id)
+                        await self.sync_leased(incident_id)
                     except StoreUnavailable as exc:
                         log.warning("delivery_sync_store_unavailable", incident_id=incident_id,
                                     error=str(exc))
@@ -178,7 +178,8 @@ class DeliveryWorker:
         finally:
             self._running.pop(incident_id, None)
 
-    async def _sync_leased(self, incident_id: str) -> None:
+    async def sync_leased(self, incident_id: str) -> None:
+        """``sync`` under the incident's ``delivery:`` lease when replicas share the store."""
         if not self.leases:
             await self.sync(incident_id)
             return
