@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sre_agent.domain.actions import ActionStatus, action_transition
+from sre_agent.domain.diagnosis import CONTAINER_ACTIONS
 from sre_agent.domain.events import StoredEvent
 from sre_agent.domain.events import payloads as ev
 
@@ -71,6 +72,8 @@ class ActionLine:
         """Where it stands, e.g. ``verified: the target recovered (approved by ann)``;
         ``who`` formats the operator's name (a Slack mention, say)."""
         text = STATUS_TEXT.get(self.status, str(self.status))
+        if self.status == ActionStatus.SUCCEEDED and self.kind not in CONTAINER_ACTIONS:
+            text = "done"  # a notification or a silence: nothing to verify
         if self.decided_by and self.status in (ActionStatus.APPROVED, ActionStatus.REJECTED,
                                                ActionStatus.RUNNING, ActionStatus.SUCCEEDED,
                                                ActionStatus.FAILED, ActionStatus.VERIFIED,

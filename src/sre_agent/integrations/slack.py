@@ -102,7 +102,8 @@ def incident_blocks(card: IncidentCard, *, interactive: bool) -> list[dict[str, 
         {"type": "section", "fields": [
             _text(f"*Severity*\n{icon} {escape(card.severity)}"),
             _text(f"*Status*\n{escape(card.status)}"
-                  + (" (escalated)" if card.escalated and not card.resolved else ""))]}]
+                  + (" (escalated)" if card.escalated and card.status not in (
+                      "escalated", "resolved") else ""))]}]
     if card.diagnosed:
         lines = [f"*Diagnosis*: {escape(card.summary or '—')}"]
         if card.cause:
