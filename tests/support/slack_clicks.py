@@ -31,14 +31,19 @@ def click_body(user: str, verb: str, action_id: str, channel: str = CHANNEL) -> 
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
+def signed_headers(body: bytes, *, secret: str = SIGNING_SECRET,
+                   timestamp: int | None = None) -> dict[str, str]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    return {"Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign(secret, ts, body)}
+
+
 async def click(c: httpx.AsyncClient, user: str, verb: str, action_id: str, *,
                 secret: str = SIGNING_SECRET, timestamp: int | None = None,
                 body: bytes | None = None) -> httpx.Response:
     raw = body if body is not None else click_body(user, verb, action_id)
-    ts = str(timestamp if timestamp is not None else int(time.time()))
-    return await c.post(PATH, content=raw, headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign(secret, ts, raw)})
+    return await c.post(PATH, content=raw,
+                        headers=signed_headers(raw, secret=secret, timestamp=timestamp))
 
 
 async def eventually(predicate: Callable[[], Any], timeout: float = 20.0,
