@@ -290,3 +290,10 @@ async def test_the_worker_starts_at_the_head_and_syncs_open_incidents_only() -> 
     assert dest.sent == [("incident", "post")]
     head = await store.last_event()
     assert head is not None and worker.cursor == head.seq
+    again = DeliveryWorker(store, [dest], Routes.everything([S]), "u", poll_s=0.05)
+    await again.start()  # a restart: the open incident is synced, and nothing is sent twice
+    try:
+        await again.wait_idle(5)
+    finally:
+        await again.stop()
+    assert dest.sent == [("incident", "post")]

@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         await services.delivery.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
                  host=settings.host, port=settings.port, llm=settings.llm.enabled,
+                 chat=sorted(settings.configured_destinations),
                  dashboard=f"http://{settings.host}:{settings.port}/status")
         try:
             yield
