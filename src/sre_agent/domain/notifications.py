@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sre_agent.domain.actions import ActionStatus, action_transition
+from sre_agent.domain.actions import STATUS_BY_EVENT, ActionStatus, action_transition
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS
-from sre_agent.domain.events import StoredEvent
+from sre_agent.domain.events import DELIVERY_TYPES, EventType, StoredEvent
 from sre_agent.domain.events import payloads as ev
 
 MAX_EVIDENCE_LINES = 6
@@ -184,6 +184,14 @@ def incident_card(incident: Mapping[str, Any], events: Iterable[StoredEvent],
     if card.resolved:
         card.status = "resolved"
     return card
+
+
+# What ``incident_card`` and ``delivered`` read: everything but the alerts themselves (a
+# 5,000-alert incident's card is read without its 5,000 AlertReceived events).
+CARD_TYPES: tuple[str, ...] = tuple(sorted(
+    {EventType.INCIDENT_OPENED, EventType.DIAGNOSIS_PRODUCED, EventType.EVIDENCE_COLLECTED,
+     EventType.INCIDENT_ESCALATED, EventType.INCIDENT_RESOLVED, *STATUS_BY_EVENT,
+     *DELIVERY_TYPES}))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from sre_agent.domain.events import DELIVERY_TYPES, Actor, NewEvent
 from sre_agent.domain.events import payloads as ev
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.domain.notifications import (
+    CARD_TYPES,
     Delivered,
     IncidentCard,
     Message,
@@ -197,7 +198,8 @@ class DeliveryWorker:
         incident = await self.store.get_incident(incident_id)
         if incident is None:
             return 0
-        events = await self.store.list_events(incident_id=incident_id, limit=1_000_000)
+        events = await self.store.list_events(incident_id=incident_id, types=list(CARD_TYPES),
+                                              limit=1_000_000)
         card = incident_card(incident, events, self.base_url)
         have = delivered(events)
         wanted = self.routes.destinations_for(card.route_labels)
