@@ -107,6 +107,9 @@ async def test_a_signed_click_approves_and_the_message_follows_the_action(
         assert f"https://example.slack.com/archives/{CHANNEL}/p" in page.text
         link = f"https://example.slack.com/archives/{CHANNEL}/p{msg.ts.replace('.', '')}"
         assert (await c.get(f"/incidents/{inc}")).json()["chat"] == {"slack": link}
+        report = (await c.get(f"/incidents/{inc}/report")).text
+        assert f"- **Slack message:** <{link}>" in report
+        assert "Slack: posted incident" in report
         await c.post(URL, json=notification([{**notification()["alerts"][0],
                                                "status": "resolved",
                                                "endsAt": "2026-11-21T20:25:00Z"}]))

@@ -13,6 +13,7 @@ from typing import Any
 
 from sre_agent.domain.actions import ActionStatus, ActionTransition, action_transition
 from sre_agent.domain.events import StoredEvent, payloads
+from sre_agent.domain.notifications import chat_links
 from sre_agent.domain.ownership import ownership
 from sre_agent.web.incident_view import EventLike, action_names, as_events, describe_event
 from sre_agent.web.views import clip, fmt_duration, fmt_time, seconds_between
@@ -198,6 +199,8 @@ def build_report(events: Iterable[EventLike], *, generated_at: str) -> str:
         f"- **Time to verified fix:** "
         f"{fmt_duration(seconds_between(f.opened_at, f.first_verified))}",
         f"- **Group key:** {md(f.group_key, 200)}",
+        *[f"- **{name.capitalize()} message:** <{link}>"
+          for name, link in sorted(chat_links(events).items()) if ">" not in link],
         f"- **Report generated:** {fmt_time(generated_at)}",
         *_ownership_lines(events),
         "", "## Summary", "", _summary(f), "",
