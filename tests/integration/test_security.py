@@ -31,7 +31,10 @@ LLM_KEY = "sk-secret-llm-key-0123456789"
 BASIC_PASSWORD = "basic-secret-pw-4455"
 SLACK_SECRET = "slack-signing-secret-778899"
 SLACK_TOKEN = "xoxb-slack-bot-token-112233"
-SECRETS = (WEBHOOK_TOKEN, OPERATOR_TOKEN, LLM_KEY, BASIC_PASSWORD, SLACK_SECRET, SLACK_TOKEN)
+TEAMS_SIG = "teams-workflow-sig-0099887766"
+PD_KEY = "pdroutingkey00112233445566778899"
+SECRETS = (WEBHOOK_TOKEN, OPERATOR_TOKEN, LLM_KEY, BASIC_PASSWORD, SLACK_SECRET, SLACK_TOKEN,
+           TEAMS_SIG, PD_KEY)
 # Slack's button clicks authenticate by Slack's signature (a request without one is 401).
 SLACK = {"slack_bot_token": SLACK_TOKEN, "slack_channel": "C0SEC",
          "slack_signing_secret": SLACK_SECRET, "slack_api_url": "http://127.0.0.1:9/api"}
@@ -138,7 +141,16 @@ def test_secrets_never_in_logs_output_events_or_reports(tmp_path: Path) -> None:
         "SRE_AGENT_WEBHOOK_PASSWORD": BASIC_PASSWORD, "SRE_AGENT_LLM__API_KEY": LLM_KEY,
         "SRE_AGENT_LLM__BASE_URL": f"http://127.0.0.1:{dead}/v1",
         "SRE_AGENT_LLM__TIMEOUT_S": "2", "SRE_AGENT_LLM__MAX_RETRIES": "0",
-        "SRE_AGENT_LOG_LEVEL": "DEBUG", "SRE_AGENT_NOTIFY_URL": f"http://127.0.0.1:{dead}/hook"})
+        "SRE_AGENT_LOG_LEVEL": "DEBUG", "SRE_AGENT_NOTIFY_URL": f"http://127.0.0.1:{dead}/hook",
+        # Chat and paging to dead ports: their failed deliveries are events and log lines.
+        "SRE_AGENT_SLACK_BOT_TOKEN": SLACK_TOKEN, "SRE_AGENT_SLACK_CHANNEL": "C0SEC",
+        "SRE_AGENT_SLACK_SIGNING_SECRET": SLACK_SECRET, "SRE_AGENT_SLACK_APPROVERS": "U1",
+        "SRE_AGENT_SLACK_API_URL": f"http://127.0.0.1:{dead}/api",
+        "SRE_AGENT_TEAMS_WEBHOOK_URL": f"http://127.0.0.1:{dead}/wf?sig={TEAMS_SIG}",
+        "SRE_AGENT_PAGERDUTY_ROUTING_KEY": PD_KEY,
+        "SRE_AGENT_PAGERDUTY_EVENTS_URL": f"http://127.0.0.1:{dead}",
+        "SRE_AGENT_DELIVERY_MAX_ATTEMPTS": "2", "SRE_AGENT_DELIVERY_BACKOFF_S": "0.1",
+        "SRE_AGENT_DELIVERY_POLL_S": "0.1"})
     log_path = tmp_path / "agent.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "sre_agent", "serve", "--port", str(port)],
@@ -159,7 +171,8 @@ def test_secrets_never_in_logs_output_events_or_reports(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             detail = httpx.get(f"{base}/incidents/{inc}", headers=op).json()
-            if any(e["type"] == "DiagnosisProduced" for e in detail["events"]):
+            types = {e["type"] for e in detail["events"]}
+            if {"DiagnosisProduced", "NotificationFailed"} <= types:
                 break
             time.sleep(0.2)
         for path in ("/status", f"/incidents/{inc}", "/incidents", "/audit?limit=1000",
@@ -168,6 +181,8 @@ def test_secrets_never_in_logs_output_events_or_reports(tmp_path: Path) -> None:
             bodies.append(httpx.get(f"{base}{path}", headers=op).text)
         bodies.append(httpx.post(f"{base}/control/mode", json={"mode": "observe"},
                                  headers=op).text)
+        failed = [e for e in detail["events"] if e["type"] == "NotificationFailed"]
+        assert failed and all("unreachable" in e["data"]["error"] for e in failed)
         diag = next(e for e in detail["events"] if e["type"] == "DiagnosisProduced")
         assert diag["data"]["engine"] == "rules" and diag["data"]["fallback_reason"]
     finally:
