@@ -64,8 +64,10 @@ def test_the_incident_page_links_to_the_slack_message_and_follows_a_click(
             with operator_client(server.base_url) as api:
                 inc = api.post("/webhook/alertmanager", json=notification()).json()[
                     "incidents"][0]
-            wait_for(lambda: slack.messages and buttons(slack.only_message().blocks),
-                     what="the approval message")
+                wait_for(lambda: slack.messages and buttons(slack.only_message().blocks),
+                         what="the approval message")
+                wait_for(lambda: api.get(f"/incidents/{inc}").json()["chat"],
+                         what="the message recorded")
             msg = slack.only_message()
             aid = buttons(msg.blocks)[0]["value"]
             page = context.new_page()

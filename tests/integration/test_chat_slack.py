@@ -199,11 +199,13 @@ async def test_rate_limits_are_retried_after_retry_after_and_slack_never_blocks(
         pipeline_s = time.monotonic() - started
         msg = await eventually(lambda: slack.messages and slack.only_message(), what="posted")
         await eventually(lambda: buttons(msg.blocks), what="the buttons (an update)")
+        async def posted() -> list[dict[str, Any]]:
+            return [d for d in await audit(c, "NotificationDelivered")
+                    if d["data"]["op"] == "post"]
+        (done,) = await eventually(posted, what="the post recorded")
         tries = await audit(c, "NotificationAttempted")
         assert [(t["data"]["status_code"], t["data"]["retry_in_s"]) for t in tries] == [
             (429, 1.0), (503, 0.1)]
-        (done,) = [d for d in await audit(c, "NotificationDelivered")
-                   if d["data"]["op"] == "post"]
         assert done["data"]["attempt"] == 3 and done["data"]["ts"] == msg.ts
         assert done["at"] > tries[0]["at"]
         assert pipeline_s < 1.0  # the approval did not wait for Slack's retries

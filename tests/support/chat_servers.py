@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 
 @dataclass
@@ -83,9 +84,12 @@ class ProtocolServer:
         state = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def do_GET(self) -> None:
+                self.do_POST(method="GET")
+
+            def do_POST(self, method: str = "POST") -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                req = Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
+                req = Recorded(method, self.path, {k.lower(): v for k, v in self.headers.items()},
                                self.rfile.read(length))
                 with state.lock:
                     state.requests.append(req)
@@ -129,6 +133,9 @@ def _json(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
+READ_METHODS = frozenset({"chat.getPermalink"})
+
+
 @dataclass
 class SlackMessage:
     channel: str
@@ -168,13 +175,22 @@ class SlackApi(ProtocolServer):
             return 200, {"Content-Type": "text/plain"}, b"ok"
         if not req.path.startswith("/api/"):
             return 404, {}, b"not found"
-        method = req.path.removeprefix("/api/")
+        path, _, query = req.path.partition("?")
+        method = path.removeprefix("/api/")
         if req.headers.get("authorization") != f"Bearer {self.token}":
             return _json(200, {"ok": False, "error": "invalid_auth"})
-        try:
-            body = req.json
-        except ValueError:
-            return _json(200, {"ok": False, "error": "invalid_json"})
+        if method in READ_METHODS:
+            # Read methods take form or query arguments; a JSON body is not read (Slack
+            # accepts JSON for write methods only).
+            body: Any = {k: v[0] for k, v in parse_qs(query).items()}
+        else:
+            if req.method != "POST" or not req.headers.get("content-type", "").startswith(
+                    "application/json"):
+                return _json(200, {"ok": False, "error": "invalid_arguments"})
+            try:
+                body = req.json
+            except ValueError:
+                return _json(200, {"ok": False, "error": "invalid_json"})
         channel = str(body.get("channel") or "")
         if channel not in self.channels:
             return _json(200, {"ok": False, "error": "channel_not_found"})

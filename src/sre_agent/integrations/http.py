@@ -81,13 +81,15 @@ class Client:
 
 async def request(client: Client, method: str, url: str, *, scrub: Scrubber, peer: str,
                   json_body: Any = None, headers: Mapping[str, str] | None = None,
+                  params: Mapping[str, str] | None = None,
                   ) -> tuple[httpx.Response | None, Sent | None]:
     """Send one request. Returns (response, None) when an HTTP answer below 400 came back,
     else (response or None, the failed ``Sent``)."""
     timeout_s = client.timeout_s
     try:
         response = await asyncio.wait_for(
-            client.get().request(method, url, json=json_body, headers=dict(headers or {})),
+            client.get().request(method, url, json=json_body, headers=dict(headers or {}),
+                                 params=dict(params) if params else None),
             timeout_s + 1)
     except (TimeoutError, httpx.TimeoutException):
         return None, Sent(ok=False, error=f"{peer} timed out after {timeout_s:g}s",

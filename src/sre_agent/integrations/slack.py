@@ -154,13 +154,21 @@ class SlackBot:
         return [Message("incident", "update" if "incident" in have else "post", body,
                         digest_of(body))]
 
-    async def call(self, method: str, body: dict[str, Any]) -> tuple[dict[str, Any], Sent | None]:
-        """One Web API call; (the answer's JSON, None) when ``ok``, else the failed Sent."""
-        response, failed = await request(
-            self.client, "POST", f"{self.api_url}/{method}", scrub=self.scrub,
-            peer=f"Slack {method}", json_body=body,
-            headers={"Authorization": f"Bearer {self.token}",
-                     "Content-Type": "application/json; charset=utf-8"})
+    async def call(self, method: str, body: dict[str, Any], *, read: bool = False
+                   ) -> tuple[dict[str, Any], Sent | None]:
+        """One Web API call; (the answer's JSON, None) when ``ok``, else the failed Sent.
+        Write methods take a JSON body; a ``read`` method (``chat.getPermalink``) is a GET
+        with query arguments, as Slack accepts JSON bodies for write methods only."""
+        auth = {"Authorization": f"Bearer {self.token}"}
+        if read:
+            response, failed = await request(
+                self.client, "GET", f"{self.api_url}/{method}", scrub=self.scrub,
+                peer=f"Slack {method}", headers=auth, params=body)
+        else:
+            response, failed = await request(
+                self.client, "POST", f"{self.api_url}/{method}", scrub=self.scrub,
+                peer=f"Slack {method}", json_body=body,
+                headers={**auth, "Content-Type": "application/json; charset=utf-8"})
         if failed is not None or response is None:
             return {}, failed or Sent(ok=False, error="no answer")
         try:
@@ -191,7 +199,8 @@ class SlackBot:
         if failed is not None:
             return failed
         channel, ts = str(answer.get("channel") or self.channel), str(answer.get("ts") or "")
-        link, _ = await self.call("chat.getPermalink", {"channel": channel, "message_ts": ts})
+        link, _ = await self.call("chat.getPermalink", {"channel": channel, "message_ts": ts},
+                                  read=True)
         permalink = str(link.get("permalink") or "") or derived_link(channel, ts)
         return Sent(ok=True, status_code=200, channel=channel, ts=ts, link=permalink)
 
