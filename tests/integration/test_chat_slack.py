@@ -89,6 +89,9 @@ async def test_a_signed_click_approves_and_the_message_follows_the_action(
         assert "TargetDown" in text and "critical" in text and "fake" in text
         assert f"https://sre.example.test/incidents/{inc}" in text
         assert backend.executed == []
+        slack_status = (await c.get("/status")).json()["components"]["slack"]
+        assert slack_status == {"status": "configured", "detail":
+                                f"bot in {CHANNEL}; Approve/Reject buttons for 2 approver(s)"}
 
         r = await click(c, "U0ANN", "approve", action["id"])
         assert r.status_code == 200

@@ -164,7 +164,8 @@ def llm_badge(llm: Mapping[str, Any]) -> tuple[Badge, str]:
 
 
 def component_rows(status: Mapping[str, Any]) -> list[ComponentRow]:
-    """Store, LLM, Prometheus, Docker and Alertmanager, from the ``/status`` JSON."""
+    """Store, LLM, Prometheus, Docker, Alertmanager and the chat and paging destinations,
+    from the ``/status`` JSON."""
     store = status.get("store") or {}
     rows = [ComponentRow("Store", badge_for(COMPONENT_STATUS, store.get("status")),
                          clip(store.get("detail") or "event log and projections"))]
@@ -175,7 +176,8 @@ def component_rows(status: Mapping[str, Any]) -> list[ComponentRow]:
     model = str(llm.get("model") or "") if llm_component.get("status") != "disabled" else ""
     rows.append(ComponentRow("LLM", badge, clip(" · ".join(p for p in (model, detail) if p))))
     for key, name in (("prometheus", "Prometheus"), ("docker", "Docker"),
-                      ("alertmanager", "Alertmanager")):
+                      ("alertmanager", "Alertmanager"), ("slack", "Slack"),
+                      ("teams", "Microsoft Teams"), ("pagerduty", "PagerDuty")):
         comp = components.get(key) or {}
         rows.append(ComponentRow(name, badge_for(COMPONENT_STATUS, comp.get("status")),
                                  clip(comp.get("detail") or "")))

@@ -11,6 +11,7 @@ from sre_agent.api.deps import OperatorDep, ServicesDep
 from sre_agent.api.routes.web import dashboard_page
 from sre_agent.api.schemas import ComponentOut, EffectivenessOut, ErrorOut, StatusOut
 from sre_agent.bootstrap import Services
+from sre_agent.config import Settings
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType
 from sre_agent.ports import StoreUnavailable
@@ -41,6 +42,7 @@ async def build_status(services: Services) -> StatusOut:
         "docker": ComponentOut(status="configured" if services.analysis.docker else "disabled"),
         "alertmanager": ComponentOut(
             status="configured" if settings.alertmanager_url else "disabled"),
+        **chat_components(settings),
     }
     try:
         pending = len(await store.list_actions(status="pending_approval", limit=1000))
@@ -54,6 +56,25 @@ async def build_status(services: Services) -> StatusOut:
         last_alert_at=last.at if last else None, backlog=services.runner.backlog,
         components=components, pending_approvals=pending, open_breakers=breakers,
         effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm)
+
+
+def chat_components(settings: Settings) -> dict[str, ComponentOut]:
+    """Slack, Teams and PagerDuty: configured or not, and how (never a token or URL)."""
+    if settings.slack_bot_token is not None:
+        buttons = settings.slack_signing_secret is not None and bool(settings.slack_approvers)
+        slack = ComponentOut(status="configured", detail=(
+            f"bot in {settings.slack_channel}; Approve/Reject buttons "
+            + (f"for {len(settings.slack_approvers)} approver(s)" if buttons else "off")))
+    elif settings.slack_webhook_url is not None:
+        slack = ComponentOut(status="configured", detail="incoming webhook: notify only")
+    else:
+        slack = ComponentOut(status="disabled")
+    return {"slack": slack,
+            "teams": ComponentOut(status="configured" if settings.teams_webhook_url is not None
+                                  else "disabled"),
+            "pagerduty": ComponentOut(status="configured"
+                                      if settings.pagerduty_routing_key is not None
+                                      else "disabled")}
 
 
 @router.get("/status", response_model=StatusOut, responses={
