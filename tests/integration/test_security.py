@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def _walk(routes: list[Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 def app_routes() -> list[tuple[str, str]]:
-    app = create_app(make_settings(Path("/tmp"), operator_token=OPERATOR_TOKEN,
+    # A folder of its own: a shared /tmp/agent.db may hold another branch's newer schema.
+    app = create_app(make_settings(Path(tempfile.mkdtemp(prefix="sre-routes-")),
+                                   operator_token=OPERATOR_TOKEN,
                                    webhook_token=WEBHOOK_TOKEN, **SLACK))
     return sorted(set(_walk(list(app.routes))))
 
