@@ -103,15 +103,17 @@ or contradictory, say so and lower your confidence.
 
 ANSWER_FORMAT = f"""\
 Answer format. Your final answer is one JSON object, nothing else, with these fields:
-- "summary": string, one or two short sentences, what is wrong
-- "probable_cause": string, one short sentence
+- "summary": string, one sentence of at most 20 words: what is wrong
+- "probable_cause": string, at most 15 words
 - "category": one of {", ".join(c.value for c in Category)}
 - "severity": one of {", ".join(s.value for s in Severity)}
 - "confidence": number between 0 and 1
-- "evidence": list of at most 2 short strings, the facts that support the diagnosis
+- "evidence": list of at most 2 facts copied from the evidence blocks, each at most 10 words \
+(such as a container's state and exit code), never the summary again
 - "proposed_actions": list of {{"kind": one of {", ".join(k.value for k in ActionKind)}, \
-"target": container name from <resolved_targets> or null, "reason": short string}}, may be empty
-Be brief: every field short."""
+"target": container name from <resolved_targets> or null, "reason": at most 10 words}}, \
+may be empty
+Every answer costs time: be as short as the format allows."""
 
 INVESTIGATION_INSTRUCTION = """\
 You may call the read-only tools to gather more evidence (a limited number of calls). When \

@@ -122,7 +122,7 @@ class LLMDiagnosis(BaseModel):
 # Bounds written into the schema: servers that enforce the schema with a grammar (llama.cpp,
 # vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
 _SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
-    "summary": {"maxLength": 240}, "probable_cause": {"maxLength": 200},
+    "summary": {"maxLength": 160}, "probable_cause": {"maxLength": 120},
     "evidence": {"maxItems": 2}, "proposed_actions": {"maxItems": 3},
 }
 
@@ -147,10 +147,10 @@ def llm_output_json_schema() -> dict[str, Any]:
         if name in props:
             props[name].update(bounds)
     if isinstance(props.get("evidence", {}).get("items"), dict):
-        props["evidence"]["items"]["maxLength"] = 100
+        props["evidence"]["items"]["maxLength"] = 80
     action_props = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
     if "reason" in action_props:
-        action_props["reason"]["maxLength"] = 120
+        action_props["reason"]["maxLength"] = 80
     return schema
 
 
