@@ -266,9 +266,12 @@ class FallbackAnalyzer:
     # --- analysis ------------------------------------------------------------------------
 
     async def _call_primary(self, primary: Analyzer, ctx: AlertContext,
-                            targets: list[ResolvedTarget],
-                            evidence: list[Evidence]) -> Diagnosis:
-        call = primary.analyse(ctx, targets, evidence)
+                            targets: list[ResolvedTarget], evidence: list[Evidence],
+                            explain_only: bool = False) -> Diagnosis:
+        # An explanation asks for the text alone when the primary can (LangChainAnalyzer).
+        explain = getattr(primary, "explain", None) if explain_only else None
+        call = (explain(ctx, targets, evidence) if explain is not None
+                else primary.analyse(ctx, targets, evidence))
         if self._hard_timeout_s is None:
             result = await call
         else:
@@ -278,7 +281,8 @@ class FallbackAnalyzer:
         return result
 
     async def _try_primary(self, ctx: AlertContext, targets: list[ResolvedTarget],
-                           evidence: list[Evidence]) -> tuple[Diagnosis | None, str | None]:
+                           evidence: list[Evidence], explain_only: bool = False,
+                           ) -> tuple[Diagnosis | None, str | None]:
         """The primary's validated answer, or None and why it was skipped or failed."""
         primary = self._primary
         if primary is None:
@@ -293,7 +297,7 @@ class FallbackAnalyzer:
             self._trial_in_flight = True
         started = time.perf_counter()
         try:
-            diagnosis = await self._call_primary(primary, ctx, targets, evidence)
+            diagnosis = await self._call_primary(primary, ctx, targets, evidence, explain_only)
         except Exception as exc:
             reason = describe_failure(exc)
             spent = int(getattr(exc, "tokens", 0) or 0)
@@ -350,7 +354,7 @@ class FallbackAnalyzer:
         Never raises."""
         done = {"explanation_pending": False}
         try:
-            llm, reason = await self._try_primary(ctx, targets, evidence)
+            llm, reason = await self._try_primary(ctx, targets, evidence, explain_only=True)
         except Exception as exc:  # an explanation must never fail the pipeline
             llm, reason = None, describe_failure(exc)
         if llm is None:
