@@ -8,7 +8,10 @@ each scenario too, and the combined engine's answer is ``combine(rules, llm)`` o
 answers, exactly what ``--engine combined`` computes, so the model runs once per scenario.
 
 Per engine: action and category accuracy, unsafe proposals, valid output rate, fallbacks by
-reason, latency p50/p95, tokens per incident. Targets (2 cores, 1.5B): analysis p50 <= 8 s,
+reason, latency p50/p95, tokens per incident. The combined engine's latency is its time to a
+decision: the rules' time where no LLM answer could change the actions (the agent acts on them
+at once and the LLM explains after, ``combine.py`` rule 5), the LLM's time plus the rules'
+elsewhere. Targets (2 cores, 1.5B): analysis p50 <= 8 s,
 p95 <= 30 s, <= 1,500 tokens per incident; combined never below the rules on action
 accuracy, zero unsafe proposals.
 
@@ -38,7 +41,7 @@ from tests.support.llama import find_parts, running_llama_server
 
 from benchmarks.common import machine, write_result
 from sre_agent.analysis.chain import FallbackAnalyzer
-from sre_agent.analysis.combine import combine
+from sre_agent.analysis.combine import combine, llm_can_change_actions
 from sre_agent.analysis.rules import RulesAnalyzer
 from sre_agent.analysis.validation import validate_proposals
 from sre_agent.config import LLMSettings
@@ -83,6 +86,10 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[str]:
          f"{comb['action_accuracy']:.1%} vs {rules['action_accuracy']:.1%}"),
         ("combined unsafe proposals", comb["unsafe"] == 0, f"{comb['unsafe']} (target 0)"),
     ]
+    if "decided_without_llm" in comb:  # information: not a target of the issue
+        ok.append(("combined time to a decision p50", True,
+                   f"{comb['latency_ms_p50'] / 1000:.2f} s; {comb['decided_without_llm']} of "
+                   f"{comb['scenarios']} decided without waiting for the LLM"))
     return [f"{name}: {text}: {'met' if met else 'NOT MET'}" for name, met, text in ok]
 
 
@@ -111,12 +118,17 @@ async def run(args: argparse.Namespace, base_url: str, model: str,
         started = time.perf_counter()
         by_rules = await rules.analyse(ctx, targets, evidence)
         rules_ms = (time.perf_counter() - started) * 1000
+        checked = validate_proposals(by_rules, targets)
         by_combined: Diagnosis = (
-            validate_proposals(combine(validate_proposals(by_rules, targets), by_llm, evidence),
-                               targets)
+            validate_proposals(combine(checked, by_llm, evidence), targets)
             if by_llm.engine is Engine.LLM else by_llm)
+        # The agent acts on a decisive runbook without waiting (combine.py, rule 5): there the
+        # combined engine's time to a decision is the rules' time, and the LLM only explains.
+        decided_first = not llm_can_change_actions(checked, [t.name for t in targets],
+                                                   evidence)
+        decision_ms = rules_ms if decided_first else llm_ms + rules_ms
         for name, diagnosis, ms in (("rules", by_rules, rules_ms), ("llm", by_llm, llm_ms),
-                                    ("combined", by_combined, llm_ms + rules_ms)):
+                                    ("combined", by_combined, decision_ms)):
             result = score(s, diagnosis)
             result.latency_ms = round(ms, 1)
             results[name].append(result)
@@ -125,6 +137,8 @@ async def run(args: argparse.Namespace, base_url: str, model: str,
                      "llm": [str(a) for a in r_llm.actions], "llm_category": r_llm.category,
                      "combined": [str(a) for a in r_comb.actions],
                      "action_engine": r_comb.action_engine, "latency_ms": round(llm_ms),
+                     "decided_without_llm": decided_first,
+                     "decision_ms": round(decision_ms, 1),
                      "tokens": by_llm.tokens, "tool_calls": r_llm.tool_calls,
                      "fallback_reason": by_llm.fallback_reason})
         print(f"[{index}/{len(scenarios)}] {s.name}: {llm_ms / 1000:.1f}s {by_llm.tokens} tok "
@@ -140,6 +154,8 @@ def summarise(results: dict[str, list[ScenarioResult]], rows: list[dict[str, Any
               planned: int) -> dict[str, Any]:
     reports = {name: EvaluationReport(engine=name, results=res).summary()
                for name, res in results.items()}
+    reports["combined"]["decided_without_llm"] = sum(
+        1 for r in rows if r.get("decided_without_llm"))
     return {"scenarios": len(rows), "scenarios_planned": planned, "complete": len(rows) == planned,
             "reports": reports, "rows": rows, "verdicts": verdicts(reports)}
 

@@ -73,7 +73,7 @@ def steady(stack: DemoStack) -> bool:
     return (stack.target.state().get("Health") or {}).get("Status") == "healthy"
 
 
-def one_run(stack: DemoStack, index: int) -> dict[str, Any]:
+def one_run(stack: DemoStack, index: int, explained: bool = False) -> dict[str, Any]:
     poll(lambda: steady(stack), WAIT_S, "steady state before the crash")
     timeline = Timeline(f"ttr-run-{index}")
     with AlertWatcher(stack, timeline, interval=0.1) as watcher:
@@ -81,6 +81,8 @@ def one_run(stack: DemoStack, index: int) -> dict[str, Any]:
         incident = wait_incident(stack, "TargetDown", after=fault, timeout=WAIT_S)
         wait_event(stack, incident, "VerificationPassed", WAIT_S)
         wait_event(stack, incident, "IncidentResolved", WAIT_S)
+        if explained:  # the LLM on: its explanation arrives after the fix (combine.py rule 5)
+            wait_event(stack, incident, "DiagnosisExplained", 4 * WAIT_S)
     events = stack.events(incident=incident)
     timeline.add_agent_events(events)
     timeline.add_container(stack.target, after=fault)
@@ -94,6 +96,7 @@ def one_run(stack: DemoStack, index: int) -> dict[str, Any]:
                     else str(ev["source"])
                 evidence_ms[key] = float(ev.get("duration_ms") or 0.0)
     received, started = first["AlertReceived"], first["ActionStarted"]
+    explained_at = first.get("DiagnosisExplained")
     succeeded, resolved = first["ActionSucceeded"], first["IncidentResolved"]
     active_at = watcher.active_at.get("TargetDown")
     firing_seen = watcher.firing_at.get("TargetDown")
@@ -102,6 +105,8 @@ def one_run(stack: DemoStack, index: int) -> dict[str, Any]:
         "detection_s": received - fault, "agent_s": started - received,
         "docker_s": succeeded - started, "confirmation_s": resolved - succeeded,
         "ttr_s": succeeded - fault, "fault_to_resolved_s": resolved - fault,
+        **({"explanation_after_action_s": explained_at - succeeded}
+           if explained_at is not None else {}),
         "detail": {
             "fault_to_pending_s": None if active_at is None else active_at - fault,
             "pending_to_firing_seen_s": None if active_at is None or firing_seen is None
@@ -175,7 +180,8 @@ def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="ttr-") as tmp, DemoStack(
             dataclasses.replace(options, work_dir=Path(tmp))) as stack:
         stack.wait_healthy(WAIT_S)
-        runs = [one_run(stack, i) for i in range(args.warmup + args.runs)]
+        runs = [one_run(stack, i, explained=bool(args.llm_url))
+                for i in range(args.warmup + args.runs)]
         rules = rule_for_seconds(stack.rules)
     warmup, measured = runs[:args.warmup], runs[args.warmup:]
 
@@ -225,6 +231,9 @@ def measure(args: argparse.Namespace) -> None:
             "excludes": "the `resolved` notification (next group_interval after recovery) "
                         "and the verification, which follow the recovery",
         },
+        **({"explanation_after_action_median_s": statistics.median(
+            r["explanation_after_action_s"] for r in measured)}
+           if all("explanation_after_action_s" in r for r in measured) and measured else {}),
         "agent_share_of_ttr": agent_share,
         "agent_share_of_ttr_per_run": shares,
         "ttr_over_floor": ratio,

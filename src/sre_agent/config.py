@@ -61,6 +61,7 @@ class LLMSettings(BaseModel):
     seed: int | None = Field(default=None, ge=0)
     investigation: Investigation = Investigation.AUTO
     combine_with_rules: bool = True
+    explain_after_acting: bool = True  # act on a decisive runbook at once, the LLM explains
     prime_prompt_cache: bool | None = None  # None = auto: on when BASE_URL is set
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=300.0, ge=0)

@@ -297,7 +297,14 @@ async def evaluate(analyzer: Analyzer, scenarios: Sequence[Scenario], *,
                 expected_actions=scenario.expected.actions,
                 error=f"{type(exc).__name__}: {exc}"[:300]))
             continue
+        decided_ms = round((time.perf_counter() - started) * 1000, 1)
+        explain = getattr(analyzer, "explain", None)
+        if diagnosis.explanation_pending and explain is not None:
+            # Decided without waiting for the LLM (combine.py, rule 5): the agent would act
+            # now; the LLM's explanation is scored too (its text, tokens and validity).
+            diagnosis = await explain(scenario.context(), list(scenario.targets),
+                                      list(scenario.evidence), diagnosis)
         result = score(scenario, diagnosis)
-        result.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        result.latency_ms = decided_ms  # the time to a decision, what delays an action
         results.append(result)
     return EvaluationReport(engine=engine or analyzer.name, results=results)

@@ -167,6 +167,16 @@ class Analyzer(Protocol):
         ...
 
 
+class Explainer(Protocol):
+    """An analyser that can explain, after the fact, a diagnosis it proposed without waiting
+    for the LLM (``Diagnosis.explanation_pending``)."""
+
+    async def explain(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence], decided: Diagnosis) -> Diagnosis:
+        """``decided`` with the LLM's text; its actions unchanged. Never raises."""
+        ...
+
+
 class InvestigationTools(Protocol):
     """Read-only tools the LLM may call while investigating (the collectors behind them)."""
 

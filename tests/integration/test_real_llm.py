@@ -104,3 +104,19 @@ async def test_combined_is_never_below_the_rules(real_llm: LlamaServer, name: st
     assert by_combined.unsafe == []
     assert by_combined.action_ok or not by_rules.action_ok, (diagnosis.proposed_actions,
                                                              diagnosis.action_reason)
+
+
+async def test_a_decisive_runbook_is_proposed_at_once_and_the_real_model_explains_it(
+        real_llm: LlamaServer) -> None:
+    s = scenario("container-killed-exited")
+    chain = FallbackAnalyzer.from_settings(settings(real_llm), RulesAnalyzer(), combine=True)
+    started = time.monotonic()
+    decided = await analyse(chain, s)
+    assert time.monotonic() - started < 1.0  # no model call on the way to the action
+    assert decided.explanation_pending and decided.tokens == 0
+    assert [a.kind.value for a in decided.proposed_actions] == ["start_container"]
+    explained = await chain.explain(s.context(), list(s.targets), list(s.evidence), decided)
+    assert explained.fallback_reason is None, explained.fallback_reason
+    assert explained.engine is Engine.LLM and explained.tokens > 0 and explained.summary
+    assert [(a.kind, a.target) for a in explained.proposed_actions] == [
+        (a.kind, a.target) for a in decided.proposed_actions]

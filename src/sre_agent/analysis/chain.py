@@ -17,7 +17,10 @@ failures.
 
 With ``combine=True`` (the default from settings, ``SRE_AGENT_LLM__COMBINE_WITH_RULES``) a
 successful LLM answer is not used alone: the rules analyse the same incident too and
-``analysis/combine.py`` merges the two, so that switching the LLM on can only help.
+``analysis/combine.py`` merges the two, so that switching the LLM on can only help. When no
+LLM answer could change the actions (``combine.llm_can_change_actions``, and
+``SRE_AGENT_LLM__EXPLAIN_AFTER_ACTING``, on by default) the rules' diagnosis is returned at once
+with ``explanation_pending``; the pipeline asks ``explain`` for the LLM's text afterwards.
 
 ``status()`` reports the breaker, the call budget and running totals (calls, failures, tokens,
 latency p50/p95 of the last 100 answers); ``llm_state(status)`` turns it into the one state
@@ -37,6 +40,7 @@ from enum import StrEnum
 from typing import Any
 
 from sre_agent.analysis.combine import combine as combine_diagnoses
+from sre_agent.analysis.combine import llm_can_change_actions
 from sre_agent.analysis.tools import InvestigationTools
 from sre_agent.analysis.validation import (
     LLMError,
@@ -47,7 +51,7 @@ from sre_agent.analysis.validation import (
     validate_proposals,
 )
 from sre_agent.config import LLMSettings
-from sre_agent.domain.diagnosis import Diagnosis
+from sre_agent.domain.diagnosis import Diagnosis, Engine
 from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
 from sre_agent.ports import Analyzer
 
@@ -122,7 +126,7 @@ class FallbackAnalyzer:
                  hard_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  max_tracked_incidents: int = 10_000, combine: bool = False,
-                 model: str | None = None) -> None:
+                 model: str | None = None, explain_after_acting: bool = True) -> None:
         if breaker_failures < 1 or calls_per_minute < 1 or max_tokens_per_incident < 1:
             raise ValueError("breaker_failures, calls_per_minute and max_tokens_per_incident "
                              "must be positive")
@@ -142,6 +146,7 @@ class FallbackAnalyzer:
         self._tokens: OrderedDict[str, int] = OrderedDict()
         self._last_failure: str | None = None
         self._combine = combine and primary is not None
+        self._explain_after = explain_after_acting
         self._model = model
         self._calls_total = 0
         self._failures_total = 0
@@ -178,7 +183,8 @@ class FallbackAnalyzer:
                    else 2 * settings.timeout_s,
                    clock=clock,
                    combine=settings.combine_with_rules if combine is None else combine,
-                   model=settings.model if primary is not None else None)
+                   model=settings.model if primary is not None else None,
+                   explain_after_acting=settings.explain_after_acting)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -260,9 +266,12 @@ class FallbackAnalyzer:
     # --- analysis ------------------------------------------------------------------------
 
     async def _call_primary(self, primary: Analyzer, ctx: AlertContext,
-                            targets: list[ResolvedTarget],
-                            evidence: list[Evidence]) -> Diagnosis:
-        call = primary.analyse(ctx, targets, evidence)
+                            targets: list[ResolvedTarget], evidence: list[Evidence],
+                            explain_only: bool = False) -> Diagnosis:
+        # An explanation asks for the text alone when the primary can (LangChainAnalyzer).
+        explain = getattr(primary, "explain", None) if explain_only else None
+        call = (explain(ctx, targets, evidence) if explain is not None
+                else primary.analyse(ctx, targets, evidence))
         if self._hard_timeout_s is None:
             result = await call
         else:
@@ -271,44 +280,86 @@ class FallbackAnalyzer:
             raise LLMInvalidOutput(f"primary returned {type(result).__name__}, not a Diagnosis")
         return result
 
+    async def _try_primary(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                           evidence: list[Evidence], explain_only: bool = False,
+                           ) -> tuple[Diagnosis | None, str | None]:
+        """The primary's validated answer, or None and why it was skipped or failed."""
+        primary = self._primary
+        if primary is None:
+            return None, None
+        now = self._clock()
+        reason = self._skip_reason(ctx.incident_id, now)
+        if reason is not None:
+            return None, reason
+        trial = self._breaker_state(now) is BreakerState.HALF_OPEN
+        self._calls.append(now)
+        if trial:
+            self._trial_in_flight = True
+        started = time.perf_counter()
+        try:
+            diagnosis = await self._call_primary(primary, ctx, targets, evidence, explain_only)
+        except Exception as exc:
+            reason = describe_failure(exc)
+            spent = int(getattr(exc, "tokens", 0) or 0)
+            self._add_tokens(ctx.incident_id, spent)
+            self._tokens_total += max(0, spent)
+            self._record_failure(reason, self._clock())
+            return None, reason
+        finally:
+            if trial:
+                self._trial_in_flight = False
+        self._add_tokens(ctx.incident_id, diagnosis.tokens)
+        self._tokens_total += max(0, diagnosis.tokens)
+        self._latencies_ms.append((time.perf_counter() - started) * 1000)
+        self._record_success()
+        return validate_proposals(diagnosis, targets), None
+
     async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
                       evidence: list[Evidence]) -> Diagnosis:
-        reason: str | None = None
-        primary = self._primary
-        if primary is not None:
-            now = self._clock()
-            reason = self._skip_reason(ctx.incident_id, now)
-            if reason is None:
-                trial = self._breaker_state(now) is BreakerState.HALF_OPEN
-                self._calls.append(now)
-                if trial:
-                    self._trial_in_flight = True
-                started = time.perf_counter()
-                try:
-                    diagnosis = await self._call_primary(primary, ctx, targets, evidence)
-                except Exception as exc:
-                    reason = describe_failure(exc)
-                    spent = int(getattr(exc, "tokens", 0) or 0)
-                    self._add_tokens(ctx.incident_id, spent)
-                    self._tokens_total += max(0, spent)
-                    self._record_failure(reason, self._clock())
-                else:
-                    self._add_tokens(ctx.incident_id, diagnosis.tokens)
-                    self._tokens_total += max(0, diagnosis.tokens)
-                    self._latencies_ms.append((time.perf_counter() - started) * 1000)
-                    self._record_success()
-                    diagnosis = validate_proposals(diagnosis, targets)
-                    if self._combine:
-                        rules = await self._fallback.analyse(ctx, targets, evidence)
-                        diagnosis = combine_diagnoses(validate_proposals(rules, targets),
-                                                      diagnosis, evidence)
-                    return validate_proposals(diagnosis, targets)
-                finally:
-                    if trial:
-                        self._trial_in_flight = False
-        diagnosis = await self._fallback.analyse(ctx, targets, evidence)
+        rules: Diagnosis | None = None
+        if self._combine:
+            rules = validate_proposals(await self._fallback.analyse(ctx, targets, evidence),
+                                       targets)
+            if self._explain_after and self.decided_without_llm(ctx, rules, targets, evidence):
+                return rules.model_copy(update={
+                    "explanation_pending": True, "action_engine": Engine.RULES,
+                    "action_reason": f"runbook {rules.runbook} matched with confidence "
+                                     f"{rules.confidence:.2f} and the evidence backs no other "
+                                     "container action: no LLM answer can change the actions, "
+                                     "so they are proposed at once; the LLM explains after"})
+        diagnosis, reason = await self._try_primary(ctx, targets, evidence)
+        if diagnosis is not None:
+            if rules is not None:
+                diagnosis = combine_diagnoses(rules, diagnosis, evidence)
+            return validate_proposals(diagnosis, targets)
+        fallback = rules if rules is not None else await self._fallback.analyse(
+            ctx, targets, evidence)
         update: dict[str, Any] = {"fallback_reason": reason}
         if reason is not None:
             update["action_reason"] = f"the LLM did not answer ({reason}): the rules decide"
-        diagnosis = diagnosis.model_copy(update=update)
-        return validate_proposals(diagnosis, targets)
+        return validate_proposals(fallback.model_copy(update=update), targets)
+
+    def decided_without_llm(self, ctx: AlertContext, rules: Diagnosis,
+                            targets: list[ResolvedTarget], evidence: list[Evidence]) -> bool:
+        """The rules' actions stand whatever the LLM says (``combine.llm_can_change_actions``)
+        and the LLM may be called now: act at once, explain after."""
+        return (not llm_can_change_actions(rules, [t.name for t in targets], evidence)
+                and self._skip_reason(ctx.incident_id, self._clock()) is None)
+
+    async def explain(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence], decided: Diagnosis) -> Diagnosis:
+        """The LLM's text for ``decided``, a diagnosis proposed without waiting for it
+        (``explanation_pending``): ``decided`` combined with the LLM's answer, whose actions are
+        ``decided``'s by construction; with ``fallback_reason`` when the LLM did not answer.
+        Never raises."""
+        done = {"explanation_pending": False}
+        try:
+            llm, reason = await self._try_primary(ctx, targets, evidence, explain_only=True)
+        except Exception as exc:  # an explanation must never fail the pipeline
+            llm, reason = None, describe_failure(exc)
+        if llm is None:
+            return decided.model_copy(update={**done, "fallback_reason": reason})
+        merged = combine_diagnoses(decided, llm, evidence)
+        return merged.model_copy(update={
+            **done, "proposed_actions": decided.proposed_actions,
+            "action_engine": decided.action_engine, "action_reason": decided.action_reason})

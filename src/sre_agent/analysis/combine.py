@@ -19,6 +19,11 @@
    kept beside them, so an incident nobody has a runbook for still reaches a human. When none of
    the LLM's proposals remains, the rules' proposals stand.
 4. ``action_engine`` and ``action_reason`` record which engine chose the actions and why.
+5. The LLM is not waited for when it cannot change the actions (``llm_can_change_actions``):
+   by 2, when the rules understood the incident and the evidence backs no container action
+   they did not propose, every LLM answer gives the rules' actions back. The agent then acts
+   on the rules at once and the LLM's text arrives later as an explanation (the pipeline's
+   ``DiagnosisExplained``): switching the LLM on costs such an incident no time to recover.
 """
 
 from __future__ import annotations
@@ -55,27 +60,56 @@ def _container_state(evidence: list[Evidence], target: str) -> dict[str, Any] | 
     return None
 
 
-def evidence_for(action: ProposedAction, evidence: list[Evidence]) -> str | None:
-    """The fact that backs a container action, or None.
+def backed_kind(target: str, evidence: list[Evidence]) -> tuple[ActionKind, str] | None:
+    """The one container action the evidence backs on ``target``, with the fact, or None.
 
     ``start_container``: the target's state is stopped (exited, created, dead).
     ``restart_container``: the target is running but unhealthy, or restarting.
-    Other kinds are never "backed" here: they are not alternatives to a runbook's fix.
+    A container's state backs at most one of them.
     """
-    if action.kind not in CONTAINER_ACTIONS or not action.target:
-        return None
-    state = _container_state(evidence, action.target)
+    state = _container_state(evidence, target)
     if state is None:
         return None
     status = str(state.get("status", "")).lower()
     health = str(state.get("health", "")).lower()
-    if action.kind is ActionKind.START_CONTAINER and status in STOPPED_STATES:
-        return f"container {action.target} is {status}"
-    if action.kind is ActionKind.RESTART_CONTAINER and (
-            (status == "running" and health == "unhealthy") or status == "restarting"):
-        return f"container {action.target} is {status}" + (
+    if status in STOPPED_STATES:
+        return ActionKind.START_CONTAINER, f"container {target} is {status}"
+    if (status == "running" and health == "unhealthy") or status == "restarting":
+        return ActionKind.RESTART_CONTAINER, f"container {target} is {status}" + (
             f" and {health}" if health == "unhealthy" else "")
     return None
+
+
+def evidence_for(action: ProposedAction, evidence: list[Evidence]) -> str | None:
+    """The fact that backs a container action (see ``backed_kind``), or None.
+
+    Other kinds are never "backed" here: they are not alternatives to a runbook's fix.
+    """
+    if action.kind not in CONTAINER_ACTIONS or not action.target:
+        return None
+    backed = backed_kind(action.target, evidence)
+    return backed[1] if backed is not None and backed[0] is action.kind else None
+
+
+def llm_can_change_actions(rules: Diagnosis, targets: list[str],
+                           evidence: list[Evidence]) -> bool:
+    """Whether any answer of the LLM could change the actions ``combine`` proposes.
+
+    When the rules understood the incident, an LLM action stands only as an evidence-backed
+    container action on a resolved target that the rules did not propose. If every resolved
+    target's backed action (at most one each) is already among the rules' proposals, or none
+    is backed, every LLM answer leaves the rules' actions as they are: the agent acts on them
+    at once and the LLM only explains (``DiagnosisExplained``). Without a confident runbook
+    match the LLM's answer always matters.
+    """
+    if not understood(rules):
+        return True
+    rule_keys = {_key(a) for a in rules.proposed_actions}
+    for target in targets:
+        backed = backed_kind(target, evidence)
+        if backed is not None and (backed[0], target) not in rule_keys:
+            return True
+    return False
 
 
 def _key(action: ProposedAction) -> tuple[ActionKind, str | None]:

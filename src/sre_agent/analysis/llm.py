@@ -60,6 +60,7 @@ from pydantic import BaseModel
 
 from sre_agent.analysis.llm_errors import as_llm_error, backoff_s, first_line, retryable
 from sre_agent.analysis.prompts import (
+    EXPLANATION_INSTRUCTION,
     FINAL_INSTRUCTION,
     INVESTIGATION_INSTRUCTION,
     PROMPTED_INVESTIGATION_INSTRUCTION,
@@ -87,7 +88,9 @@ from sre_agent.analysis.validation import (
     LLMInvalidOutput,
     LLMRefusal,
     LLMTimeout,
+    coerce_llm_explanation,
     coerce_llm_output,
+    llm_explanation_json_schema,
     llm_output_json_schema,
     validate_proposals,
 )
@@ -187,6 +190,11 @@ class LangChainAnalyzer:
             method=settings.structured_output_method.value,
             include_raw=True,
         )
+        self._explainer: Runnable[Any, Any] = self._model.with_structured_output(
+            llm_explanation_json_schema(),
+            method=settings.structured_output_method.value,
+            include_raw=True,
+        )
         self._protocol: Runnable[Any, Any] = self._protocol_model(settings)
         self._primer: Runnable[Any, Any] = self._model.bind(max_completion_tokens=1)
         self._system = system_prompt(
@@ -208,6 +216,16 @@ class LangChainAnalyzer:
 
     async def analyse(self, ctx: AlertContext, targets: list[ResolvedTarget],
                       evidence: list[Evidence]) -> Diagnosis:
+        return await self._answer(ctx, targets, evidence, explain_only=False)
+
+    async def explain(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence]) -> Diagnosis:
+        """Only the text (summary, probable cause, evidence) for an incident whose actions are
+        decided already (``combine.py`` rule 5): no investigation, nothing that is discarded."""
+        return await self._answer(ctx, targets, evidence, explain_only=True)
+
+    async def _answer(self, ctx: AlertContext, targets: list[ResolvedTarget],
+                      evidence: list[Evidence], *, explain_only: bool) -> Diagnosis:
         started = time.perf_counter()
         user = build_user_message(ctx, targets, evidence)
         if self._settings.primes_prompt_cache:
@@ -216,7 +234,9 @@ class LangChainAnalyzer:
         tokens = 0
         tool_log: list[dict[str, Any]] = []
         names = [t.name for t in targets]
-        if self._tools is not None and self.investigation is Investigation.NATIVE:
+        if explain_only:
+            messages.append(HumanMessage(user))
+        elif self._tools is not None and self.investigation is Investigation.NATIVE:
             lc_tools = build_langchain_tools(self._tools, names, timeout_s=self._tool_timeout_s)
             messages.append(HumanMessage(f"{user}\n\n{INVESTIGATION_INSTRUCTION}"))
             tokens = await self._investigate(messages, lc_tools, tool_log)
@@ -226,9 +246,11 @@ class LangChainAnalyzer:
             tokens = await self._investigate_prompted(messages, guarded, tool_log)
         else:
             messages.append(HumanMessage(user))
-        messages.append(HumanMessage(FINAL_INSTRUCTION))
+        messages.append(HumanMessage(EXPLANATION_INSTRUCTION if explain_only
+                                     else FINAL_INSTRUCTION))
 
-        result = await self._invoke(self._structured, messages, tokens)
+        result = await self._invoke(self._explainer if explain_only else self._structured,
+                                    messages, tokens)
         raw = result.get("raw") if isinstance(result, dict) else None
         if not isinstance(raw, AIMessage):
             raise LLMInvalidOutput("no message in the structured-output result", tokens=tokens)
@@ -253,7 +275,8 @@ class LangChainAnalyzer:
                 detail = "answer is not a JSON object" if raw.text.strip() else "empty answer"
             raise LLMInvalidOutput(detail, tokens=tokens)
         try:
-            diagnosis, _dropped = coerce_llm_output(parsed)
+            diagnosis = coerce_llm_explanation(parsed) if explain_only else (
+                coerce_llm_output(parsed)[0])
         except LLMError as exc:
             exc.tokens = tokens
             raise

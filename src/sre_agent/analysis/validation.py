@@ -122,7 +122,7 @@ class LLMDiagnosis(BaseModel):
 # Bounds written into the schema: servers that enforce the schema with a grammar (llama.cpp,
 # vLLM) cannot generate past them, so the answer stays short and a looping model ends early.
 _SCHEMA_BOUNDS: dict[str, dict[str, int]] = {
-    "summary": {"maxLength": 240}, "probable_cause": {"maxLength": 200},
+    "summary": {"maxLength": 160}, "probable_cause": {"maxLength": 120},
     "evidence": {"maxItems": 2}, "proposed_actions": {"maxItems": 3},
 }
 
@@ -147,11 +147,36 @@ def llm_output_json_schema() -> dict[str, Any]:
         if name in props:
             props[name].update(bounds)
     if isinstance(props.get("evidence", {}).get("items"), dict):
-        props["evidence"]["items"]["maxLength"] = 100
+        props["evidence"]["items"]["maxLength"] = 80
     action_props = schema.get("$defs", {}).get("LLMProposedAction", {}).get("properties", {})
     if "reason" in action_props:
-        action_props["reason"]["maxLength"] = 120
+        action_props["reason"]["maxLength"] = 80
     return schema
+
+
+EXPLANATION_FIELDS = ("summary", "probable_cause", "evidence")
+
+
+def llm_explanation_json_schema() -> dict[str, Any]:
+    """The answer when the actions are decided already (``combine.py`` rule 5): the text
+    fields of ``llm_output_json_schema`` alone, so the model writes nothing that is discarded."""
+    schema = llm_output_json_schema()
+    schema["properties"] = {k: v for k, v in schema["properties"].items()
+                            if k in EXPLANATION_FIELDS}
+    schema["required"] = list(EXPLANATION_FIELDS)
+    schema.pop("$defs", None)
+    schema["title"] = "LLMExplanation"
+    return schema
+
+
+def coerce_llm_explanation(raw: Mapping[str, Any]) -> Diagnosis:
+    """An explanation answer as a Diagnosis carrying only its text (engine llm); anything else
+    the model wrote is ignored. Raises ``LLMInvalidOutput`` like ``coerce_llm_output``."""
+    if not isinstance(raw, Mapping):
+        raise LLMInvalidOutput(f"expected a JSON object, got {type(raw).__name__}")
+    text = {k: raw.get(k) for k in EXPLANATION_FIELDS if k in raw}
+    diagnosis, _ = coerce_llm_output({**text, "confidence": 0.5})
+    return diagnosis
 
 
 # --- coercion of the model's raw answer --------------------------------------------------------

@@ -94,7 +94,7 @@ def render_table(report: EvaluationReport) -> str:
             f"LLM answers {s['llm_answers']}/{s['scenarios']} (valid output rate "
             f"{s['valid_output_rate']:.1%})"
             + (f", action accuracy on its own answers {own:.1%}" if own is not None else "")
-            + f"; latency p50 {s['latency_ms_p50'] / 1000:.1f}s p95 "
+            + f"; time to a decision p50 {s['latency_ms_p50'] / 1000:.1f}s p95 "
             f"{s['latency_ms_p95'] / 1000:.1f}s; tokens per incident mean "
             f"{s['tokens_per_incident_mean']} max {s['tokens_per_incident_max']}; "
             f"tool calls {s['tool_calls']}")

@@ -77,5 +77,30 @@ class Diagnosis(BaseModel):
     # record (analysis/combine.py). None: the one engine that answered chose them.
     action_engine: Engine | None = None
     action_reason: str = ""
+    explanation_pending: bool = Field(
+        default=False, description="proposed without waiting for the LLM, which could not "
+                                   "change the actions; its explanation follows")
     tool_calls: list[dict[str, Any]] = Field(
         default_factory=list, description="the LLM's investigation: tool, args, error")
+
+
+EXPLANATION_FIELDS = ("summary", "probable_cause", "evidence", "model", "latency_ms",
+                      "dropped_actions", "tool_calls")
+
+
+def with_explanation(diagnosis: dict[str, Any], explanation: dict[str, Any]) -> dict[str, Any]:
+    """A recorded diagnosis (``DiagnosisProduced`` data) with its later ``DiagnosisExplained``
+    folded in: the LLM's text replaces the rules' (the rules' summary stays among the evidence),
+    tokens add up, the actions and everything the gate used stay as they were. An explanation
+    the LLM did not give (``fallback_reason``) only records why."""
+    out = dict(diagnosis)
+    out["explanation_pending"] = False
+    if explanation.get("fallback_reason") and not explanation.get("summary"):
+        out["explanation_fallback_reason"] = explanation["fallback_reason"]
+        return out
+    for key in EXPLANATION_FIELDS:
+        if key in explanation:
+            out[key] = explanation[key]
+    out["tokens"] = int(diagnosis.get("tokens") or 0) + int(explanation.get("tokens") or 0)
+    out["explained_by"] = "llm"
+    return out

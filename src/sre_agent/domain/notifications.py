@@ -160,6 +160,9 @@ def incident_card(incident: Mapping[str, Any], events: Iterable[StoredEvent],
                 card.summary = clip(p.summary, 500)
                 card.cause = clip(e.data.get("probable_cause", ""), 500)
                 card.category, card.confidence, card.engine = p.category, p.confidence, p.engine
+            case ev.DiagnosisExplained():  # the LLM's text, after a decisive runbook's actions
+                if p.summary:
+                    card.summary, card.cause = clip(p.summary, 500), clip(p.probable_cause, 500)
             case ev.EvidenceCollected():
                 card.evidence = [_evidence_line(i) for i in p.evidence[:MAX_EVIDENCE_LINES]]
             case ev.IncidentEscalated():
@@ -189,7 +192,8 @@ def incident_card(incident: Mapping[str, Any], events: Iterable[StoredEvent],
 # What ``incident_card`` and ``delivered`` read: everything but the alerts themselves (a
 # 5,000-alert incident's card is read without its 5,000 AlertReceived events).
 CARD_TYPES: tuple[str, ...] = tuple(sorted(
-    {EventType.INCIDENT_OPENED, EventType.DIAGNOSIS_PRODUCED, EventType.EVIDENCE_COLLECTED,
+    {EventType.INCIDENT_OPENED, EventType.DIAGNOSIS_PRODUCED, EventType.DIAGNOSIS_EXPLAINED,
+     EventType.EVIDENCE_COLLECTED,
      EventType.INCIDENT_ESCALATED, EventType.INCIDENT_RESOLVED, *STATUS_BY_EVENT,
      *DELIVERY_TYPES}))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -19,6 +19,9 @@ from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, Re
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.pipeline.stages import IncidentWork
 from sre_agent.ports import Analyzer, EventStore, EvidenceSource, TargetResolver
+
+if TYPE_CHECKING:
+    from sre_agent.pipeline.explain import Explanations
 
 log = structlog.get_logger("sre_agent.analyse")
 _MAX_LOG_LINES, _MAX_LINE = 50, 500
@@ -103,12 +106,14 @@ class AnalyseStage:
     def __init__(self, analyzer: Analyzer, *, resolver: TargetResolver | None = None,
                  sources: Sequence[EvidenceSource] = (),
                  queries_for: Callable[[AlertContext], dict[str, str]] | None = None,
-                 rules: Analyzer | None = None) -> None:
+                 rules: Analyzer | None = None,
+                 explanations: Explanations | None = None) -> None:
         self.analyzer = analyzer
         self.resolver = resolver
         self.sources = list(sources)
         self.queries_for = queries_for
         self.rules = rules  # second opinion on an LLM diagnosis (require_agreement)
+        self.explanations = explanations  # the LLM's text for diagnoses decided without it
 
     async def run(self, work: IncidentWork, store: EventStore) -> None:
         if work.has(EventType.DIAGNOSIS_PRODUCED):
@@ -132,6 +137,10 @@ class AnalyseStage:
             *proposal_events(work.id, diagnosis, targets, alertname, second),
         ]
         await store.append(events)
+        if diagnosis.explanation_pending and self.explanations is not None:
+            # The actions stand whatever the LLM says: remediation goes on while it writes.
+            self.explanations.start(work.id, self.explanations.explainer.explain(
+                ctx, targets, evidence, diagnosis))
         log.info("diagnosis_produced", incident_id=work.id, engine=diagnosis.engine.value,
                  category=diagnosis.category.value, confidence=diagnosis.confidence,
                  actions=[a.kind.value for a in diagnosis.proposed_actions],

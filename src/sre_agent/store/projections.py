@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, delete, insert, select, update
 
+from sre_agent.domain.diagnosis import with_explanation
 from sre_agent.domain.events import DELIVERY_TYPES, EventType, StoredEvent
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.store.projections_actions import apply_action_event
@@ -86,6 +87,11 @@ def apply_event(conn: Connection, ev: StoredEvent) -> None:
             else_=IncidentStatus.ESCALATED)
     elif t == EventType.DIAGNOSIS_PRODUCED:
         changes["diagnosis"] = ev.data
+    elif t == EventType.DIAGNOSIS_EXPLAINED:
+        current = conn.execute(select(incidents.c.diagnosis).where(
+            incidents.c.id == ev.incident_id)).scalar()
+        if isinstance(current, dict):
+            changes["diagnosis"] = with_explanation(current, ev.data)
     conn.execute(update(incidents).where(incidents.c.id == ev.incident_id).values(**changes))
 
 

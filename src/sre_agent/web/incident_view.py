@@ -239,6 +239,20 @@ class DiagnosisView:
     proposed: list[str]
     dropped: list[str]
     cost: str
+    decided_by: str = ""  # who chose the actions, and why (the combined engine's record)
+    explanation: str = ""  # the LLM's explanation of a diagnosis decided before it answered
+
+
+def _explanation(d: Mapping[str, Any]) -> str:
+    if d.get("explanation_pending"):
+        return "The actions were proposed at once (no LLM answer could change them); " \
+               "the LLM's explanation is on its way."
+    if d.get("explanation_fallback_reason"):
+        return ("The actions were proposed at once; the LLM gave no explanation ("
+                + clip(d["explanation_fallback_reason"], 200) + ").")
+    if d.get("explained_by"):
+        return "The actions were proposed at once; the summary is the LLM's, which came after."
+    return ""
 
 
 def diagnosis_view(d: Mapping[str, Any] | None) -> DiagnosisView | None:
@@ -264,7 +278,8 @@ def diagnosis_view(d: Mapping[str, Any] | None) -> DiagnosisView | None:
         runbook=clip(d.get("runbook") or "—", 120),
         fallback_reason=clip(d.get("fallback_reason") or "", 500),
         evidence=[clip(e, 500) for e in (d.get("evidence") or [])][:50],
-        proposed=proposed, dropped=dropped, cost=", ".join(cost_parts) or "—")
+        proposed=proposed, dropped=dropped, cost=", ".join(cost_parts) or "—",
+        decided_by=clip(d.get("action_reason") or "", 500), explanation=_explanation(d))
 
 
 @dataclass(frozen=True)

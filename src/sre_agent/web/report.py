@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sre_agent.domain.actions import ActionStatus, ActionTransition, action_transition
+from sre_agent.domain.diagnosis import with_explanation
 from sre_agent.domain.events import StoredEvent, payloads
 from sre_agent.domain.notifications import chat_links
 from sre_agent.domain.ownership import ownership
@@ -89,6 +90,9 @@ def _collect(events: Sequence[StoredEvent]) -> _Facts:
                 facts.escalations.append(p.reason)
             case payloads.DiagnosisProduced():
                 facts.diagnosis = ev.data
+            case payloads.DiagnosisExplained():
+                if facts.diagnosis is not None:
+                    facts.diagnosis = with_explanation(dict(facts.diagnosis), ev.data)
             case payloads.ActionProposed():
                 facts.actions[p.action_id] = _Action(p.action_id, names.get(p.action_id,
                                                                              p.action_id),

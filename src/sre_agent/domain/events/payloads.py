@@ -134,6 +134,23 @@ class DiagnosisProduced(EventPayload):
     category: str = "unknown"
 
 
+class DiagnosisExplained(EventPayload):
+    """The LLM's text for a diagnosis proposed without waiting for it (``explanation_pending``):
+    it changes no action; ``fallback_reason`` says why there is no text when the LLM did not
+    answer."""
+
+    TYPE = EventType.DIAGNOSIS_EXPLAINED
+    summary: str = ""
+    probable_cause: str = ""
+    evidence: list[str] = Field(default_factory=list)
+    model: str | None = None
+    tokens: int = 0
+    latency_ms: float = 0.0
+    fallback_reason: str | None = None
+    dropped_actions: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+
+
 # --- actions ----------------------------------------------------------------------------------
 class ActionEvent(EventPayload):
     """Every event about one action carries its id."""
@@ -280,9 +297,9 @@ class NotificationFailed(NotificationEvent):
 PAYLOADS: dict[str, type[EventPayload]] = {cls.TYPE: cls for cls in (
     IncidentOpened, AlertReceived, AlertResolved, AlertReceivedLate, IncidentResolved,
     IncidentEscalated, IncidentAcknowledged, IncidentAssigned, NoteAdded, AlertSilenced,
-    EvidenceCollected, DiagnosisProduced, ActionProposed, ActionBlocked, ActionDryRun,
-    ActionAwaitingApproval, ActionExpired, ActionApproved, ActionRejected, ActionStarted,
-    ActionSucceeded, ActionFailed, VerificationPassed, VerificationFailed,
+    EvidenceCollected, DiagnosisProduced, DiagnosisExplained, ActionProposed, ActionBlocked,
+    ActionDryRun, ActionAwaitingApproval, ActionExpired, ActionApproved, ActionRejected,
+    ActionStarted, ActionSucceeded, ActionFailed, VerificationPassed, VerificationFailed,
     VerificationInconclusive, BreakerTripped, BreakerReset, ModeChanged, Paused, Resumed,
     NotificationAttempted, NotificationDelivered, NotificationFailed)}
 assert set(PAYLOADS) == set(EventType), "every EventType needs exactly one payload model"

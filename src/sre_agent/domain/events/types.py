@@ -18,6 +18,7 @@ class EventType(StrEnum):
     ALERT_SILENCED = "AlertSilenced"  # an operator silenced the incident's alert
     EVIDENCE_COLLECTED = "EvidenceCollected"
     DIAGNOSIS_PRODUCED = "DiagnosisProduced"
+    DIAGNOSIS_EXPLAINED = "DiagnosisExplained"  # the LLM's text for a diagnosis decided first
     ACTION_PROPOSED = "ActionProposed"
     ACTION_BLOCKED = "ActionBlocked"
     ACTION_AWAITING_APPROVAL = "ActionAwaitingApproval"
