@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__
 from sre_agent.api.deps import SAFE_METHODS, require_operator
@@ -29,7 +30,7 @@ from sre_agent.api.routes import (
 )
 from sre_agent.api.schemas import ErrorOut
 from sre_agent.bootstrap import Services, build_services
-from sre_agent.config import Settings
+from sre_agent.config import Role, Settings
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.ports import StoreUnavailable
 
@@ -42,6 +43,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not JSON)"},
     422: {"model": ErrorOut, "description": "request does not match the documented schema"},
 }
+ROUTERS = (health, webhook, status, incidents, actions, policy, audit, control, events, web)
+# A worker runs the pipeline and serves only what an orchestrator and Prometheus ask of it.
+WORKER_ROUTERS = (health,)
+WORKER_NOT_FOUND = ("this is a worker replica (--role worker): it serves /health, /ready and "
+                    "/metrics only; send webhooks and operator requests to an api or all replica")
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -49,14 +55,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.heartbeat.start()
         await services.runner.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
+                 role=settings.role.value, replica=services.replica.id,
                  host=settings.host, port=settings.port, llm=settings.llm.enabled,
                  dashboard=f"http://{settings.host}:{settings.port}/status")
         try:
             yield
         finally:
             await services.runner.stop()
+            await services.heartbeat.stop()
             await services.store.close()
             log.info("agent_stopped")
 
@@ -64,10 +73,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                   description="Alertmanager webhooks in, diagnosis and safety-gated "
                               "remediation out.")
     app.state.services = services
-    for module in (health, webhook, status, incidents, actions, policy, audit, control,
-                   events, web):
+    worker = settings.role is Role.WORKER
+    for module in WORKER_ROUTERS if worker else ROUTERS:
         app.include_router(module.router, responses=COMMON_RESPONSES)
-    web.mount_static(app)
+    if worker:
+        @app.exception_handler(StarletteHTTPException)
+        async def not_here(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+            detail = WORKER_NOT_FOUND if exc.status_code in (404, 405) else exc.detail
+            return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+    else:
+        web.mount_static(app)
 
     @app.middleware("http")
     async def authenticate_writes_first(
