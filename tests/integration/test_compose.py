@@ -272,7 +272,8 @@ def offline_compose(agent_image: str) -> dict[str, Any]:
     am["volumes"] += ["/usr/bin/prometheus-alertmanager:/bin/alertmanager:ro",
                       # Debian's binary reads its default template from here
                       "/usr/share/prometheus/alertmanager:/usr/share/prometheus/alertmanager:ro"]
-    am["tmpfs"].append("/alertmanager")  # the official image's data dir is nobody's
+    # the official image's data dir is nobody's (a new list: YAML anchors share the old one)
+    am["tmpfs"] = [*am["tmpfs"], "/alertmanager"]
 
     agent = s["agent"]  # the real agent, every setting as in the file; only the image is local
     del agent["build"]
