@@ -73,10 +73,6 @@ class Services:
     heartbeat: Heartbeat
     started_at: float = field(default_factory=time.time)
 
-    @property
-    def role(self) -> Role:
-        return self.settings.role
-
 
 def build_analysis(settings: Settings, *, use_docker: bool = True,
                    use_llm: bool = True) -> Analysis:

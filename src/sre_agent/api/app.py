@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__
-from sre_agent.api.deps import SAFE_METHODS, require_operator
+from sre_agent.api.middleware import AuthenticateWritesFirst, RequestId
 from sre_agent.api.routes import (
     actions,
     audit,
@@ -35,9 +34,6 @@ from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.ports import StoreUnavailable
 
 log = structlog.get_logger("sre_agent.api")
-# Write paths that authenticate themselves: the webhook (its own credentials) and the login
-# form (it is how credentials arrive); logout checks its session's CSRF token itself.
-SELF_AUTHENTICATED_PREFIXES = ("/webhook/", "/login", "/logout")
 # Every route can answer these for malformed requests; documented so clients know.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not JSON)"},
@@ -84,33 +80,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     else:
         web.mount_static(app)
 
-    @app.middleware("http")
-    async def authenticate_writes_first(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Operator writes are authenticated before FastAPI parses their body, so a client
-        without credentials gets 401, never a 400/422 that reveals the schema."""
-        if request.method not in SAFE_METHODS and not request.url.path.startswith(
-                SELF_AUTHENTICATED_PREFIXES):
-            try:
-                await require_operator(request, services,
-                                       request.headers.get("authorization"))
-            except HTTPException as exc:
-                return JSONResponse({"detail": exc.detail}, exc.status_code,
-                                    headers=exc.headers)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def bind_request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = uuid.uuid4().hex[:16]
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id,
-                                               path=request.url.path[:200])
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        return response
+    # Added last = outermost: the request id first, then the write check.
+    app.add_middleware(AuthenticateWritesFirst, services=services)
+    app.add_middleware(RequestId)
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
