@@ -188,7 +188,9 @@ async def test_status_lists_this_replica_and_marks_a_silent_one_stale(store_url:
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
         await services.store.heartbeat(gone, time.time() - 30)  # a replica that died
-        status = (await c.get("/status")).json()
+        answer = await c.get("/status")
+        assert len(answer.headers["x-request-id"]) == 16  # the RequestId middleware
+        status = answer.json()
         here, old = ({r["id"]: r for r in status["replicas"]}[k]
                      for k in (services.replica.id, gone["id"]))
         assert here["this"] and here["role"] == "all" and not here["stale"]
