@@ -41,7 +41,7 @@ T = TypeVar("T")
 def _env(url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_AGENT_")}
     env.update(SRE_AGENT_DATABASE_URL=url, SRE_AGENT_WEBHOOK_TOKEN=TOKEN,
-               SRE_AGENT_LOG_FORMAT="json", SRE_AGENT_HEARTBEAT_S="1",
+               SRE_AGENT_LOG_FORMAT="json", SRE_AGENT_HEARTBEAT_S="2",
                SRE_AGENT_LEASE_TTL_S="5", SRE_AGENT_VERIFY_DEADLINE_S="20",
                SRE_AGENT_DOCKER_STOP_TIMEOUT_S="2", **extra)
     return env
@@ -128,7 +128,7 @@ async def test_an_api_and_a_worker_handle_an_alert_and_an_approval_end_to_end(
             assert by_role["api"]["this"] and not by_role["worker"]["this"]
             assert by_role["api"]["id"] == status["replica_id"]
             assert not any(r["stale"] for r in status["replicas"])
-            assert all(r["heartbeat_age_s"] < 3 for r in status["replicas"])
+            assert all(r["heartbeat_age_s"] < 6 for r in status["replicas"])  # 3 periods
             assert by_role["worker"]["leases"] == [incident] and by_role["api"]["leases"] == []
             (lease,) = [x for x in status["leases"] if x["incident_id"] == incident]
             assert lease["owner"] == by_role["worker"]["id"] and 0 < lease["expires_in_s"] <= 5
@@ -196,10 +196,10 @@ async def test_status_lists_this_replica_and_marks_a_silent_one_stale(store_url:
         assert here["this"] and here["role"] == "all" and not here["stale"]
         assert here["pid"] == os.getpid() and here["version"] == status["version"]
         assert old["stale"] and not old["this"] and old["heartbeat_age_s"] >= 29
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.5)
         later = {r["id"]: r for r in (await c.get("/status")).json()["replicas"]}
-        assert later[here["id"]]["last_heartbeat_at"] >= here["last_heartbeat_at"]
-        assert later[here["id"]]["heartbeat_age_s"] < 1.5  # it keeps beating
+        assert later[here["id"]]["last_heartbeat_at"] > here["last_heartbeat_at"]  # it beats
+        assert not later[here["id"]]["stale"]
         page = (await c.get("/status", headers={"accept": "text/html"})).text
         assert "Replicas" in page and here["id"] in page and "stale" in page
     check = SqlEventStore(store_url)
