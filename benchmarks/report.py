@@ -254,9 +254,38 @@ def chat(d: dict[str, Any]) -> list[str]:
             "ended); the pipeline never waits for a delivery"]
 
 
+def webhook_roles(d: dict[str, Any]) -> list[str]:
+    names = {"all-sqlite": "`all` on SQLite", "all-postgresql": "`all` on PostgreSQL",
+             "api-postgresql": "`api` on PostgreSQL (worker in another process)"}
+    out = [f"{d['configs'][next(iter(d['configs']))]['rounds']} alternating rounds per "
+           f"configuration ({d['requests_c1']} requests at concurrency 1, "
+           f"{d['requests_c32']} at concurrency 32; median of the rounds; 1-minute load "
+           f"average at the start {d['load_avg_start']:.1f} on 2 cores)", "",
+           "| | ack p50 ms (c=1) | bare p50 ms | ack p99 ms | c=32 per s | bare per s | "
+           "throughput ratio (runs) |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c in d["configs"].items():
+        runs = ", ".join(str(r) for r in c["throughput_ratio_runs"])
+        out.append(f"| {names.get(name, name)} | {c['ack_p50_ms']} | {c['bare_ack_p50_ms']} | "
+                   f"{c['ack_p99_ms']} | {c['per_second_c32']} | {c['bare_per_second_c32']} | "
+                   f"{c['throughput_ratio']} ({runs}) |")
+    out.append("")
+    for name, met in d["met"].items():
+        t = d["targets"][name]
+        c = d["configs"][name]
+        out.append(f"- {names.get(name, name)}: ack p50 {c['ack_p50_ms']} ms (target <= "
+                   f"{t['ack_p50_ms_max']} ms): {verdict(met['ack_p50'])}; throughput ratio "
+                   f"{c['throughput_ratio']} (target >= {t['throughput_ratio_min']}): "
+                   f"{verdict(met['throughput_ratio'])}; non-200 answers: {c['non_200']}")
+    out += [f"- {note}" for note in d.get("notes", [])]
+    return out
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
+    ("webhook_roles", "Webhook acknowledgement by role: all on SQLite, all on PostgreSQL, api",
+     "benchmarks/webhook_roles.py", webhook_roles),
     ("remediation_latency", "Webhook receipt to ActionStarted on a real Docker engine",
      "benchmarks/remediation_latency.py", remediation),
     ("analysis", "Rules analysis and evidence gathering", "benchmarks/analysis.py", analysis),

@@ -6,13 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sre_agent import __version__
 from sre_agent.actions.docker import DockerActionBackend, DockerContainerVerifier
 from sre_agent.actions.notify import WebhookNotifier
 from sre_agent.actions.silence import AlertmanagerSilenceBackend
 from sre_agent.analysis.chain import FallbackAnalyzer
 from sre_agent.analysis.rules import RulesAnalyzer
 from sre_agent.analysis.tools import InvestigationTools
-from sre_agent.config import Settings
+from sre_agent.config import Role, Settings
 from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.evidence import AlertContext
 from sre_agent.domain.policy import Policy
@@ -42,6 +43,7 @@ from sre_agent.ports import (
     QueryFn,
     TargetResolver,
 )
+from sre_agent.replica import Heartbeat, ReplicaInfo
 from sre_agent.store.sql import SqlEventStore
 
 
@@ -74,6 +76,8 @@ class Services:
     policy: Policy
     commands: CommandBus
     delivery: DeliveryWorker
+    replica: ReplicaInfo
+    heartbeat: Heartbeat
     slack: SlackBot | None = None  # the Web API client, for answers to button clicks
     started_at: float = field(default_factory=time.time)
 
@@ -195,8 +199,15 @@ def build_stages(settings: Settings, analysis: Analysis,
 def build_services(settings: Settings, *, store: EventStore | None = None,
                    backends: dict[ActionKind, ActionBackend] | None = None,
                    fakes: Fakes | None = None) -> Services:
-    """The whole agent for ``settings``; tests pass a store, backends or fakes."""
+    """The whole agent for ``settings``; tests pass a store, backends or fakes.
+
+    The role decides what runs here: an ``api`` replica's runner is inactive (its submits are
+    no-ops: the workers poll the store); a worker and an ``all`` replica on PostgreSQL poll the
+    store for work every ``worker_poll_s``; on SQLite (one process) ``all`` needs no poll."""
+    if (error := settings.role_error()) is not None:
+        raise ValueError(error)
     metrics = Metrics()
+    replica = ReplicaInfo(role=settings.role.value, version=__version__)
     the_store: EventStore = store if store is not None else SqlEventStore(settings.database_url)
     analysis = build_analysis(settings)
     the_backends = backends if backends is not None else build_backends(settings)
@@ -205,12 +216,15 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
         the_store, build_stages(settings, analysis, the_backends, policy, the_store, fakes),
         workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics,
         sweep_s=settings.resume_sweep_s, lease_ttl_s=settings.lease_ttl_s,
-        leases=settings.database_url.startswith("postgresql"))
+        leases=settings.on_postgresql, owner=replica.id,
+        poll_s=settings.worker_poll_s if settings.on_postgresql else None,
+        active=settings.role is not Role.API)
     commands = CommandBus(the_store, policy, default_mode=settings.mode, submit=runner.submit,
                           silencer=the_backends.get(ActionKind.SILENCE_ALERT))
     destinations = build_destinations(settings)
     slack = next((d for d in destinations if isinstance(d, SlackBot)), None)
     return Services(settings=settings, store=the_store, metrics=metrics, runner=runner,
                     analysis=analysis, backends=the_backends, policy=policy,
-                    commands=commands,
+                    commands=commands, replica=replica,
+                    heartbeat=Heartbeat(the_store, replica, settings.heartbeat_s),
                     delivery=build_delivery(settings, the_store, destinations), slack=slack)

@@ -26,6 +26,14 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class Role(StrEnum):
+    """What one ``sre-agent serve`` process does (see README "Running several replicas")."""
+
+    ALL = "all"  # ingest, operators and the pipeline: the one-process default
+    API = "api"  # ingest webhooks and serve operators; runs no pipeline stage
+    WORKER = "worker"  # run the pipeline, finding work in the store; serves health only
+
+
 class StructuredOutputMethod(StrEnum):
     JSON_SCHEMA = "json_schema"
     FUNCTION_CALLING = "function_calling"
@@ -153,6 +161,13 @@ class Settings(BaseSettings):
     # With PostgreSQL, incident work is leased so that replicas never run one incident at once;
     # a dead replica's leases run out after this and another replica takes its incidents over.
     lease_ttl_s: float = Field(default=30.0, ge=2, le=3600)
+    # all | api | worker; anything but all needs PostgreSQL (replicas share work through it).
+    role: Role = Role.ALL
+    # A worker (and an ``all`` replica on PostgreSQL) looks for work in the store this often.
+    worker_poll_s: float = Field(default=0.5, gt=0, le=60)
+    # Every serve process records itself in the ``replicas`` table this often; one silent for
+    # three periods is shown as stale on /status.
+    heartbeat_s: float = Field(default=5.0, gt=0, le=300)
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
@@ -258,6 +273,18 @@ class Settings(BaseSettings):
             max_attempts=self.max_attempts,
             min_attempts_for_stats=self.min_attempts_for_stats,
             min_success_rate=self.min_success_rate)
+
+    @property
+    def on_postgresql(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def role_error(self) -> str | None:
+        """Why this role cannot run on this store, or None: roles split the work between
+        processes through the database, which only PostgreSQL shares between them."""
+        if self.role is Role.ALL or self.on_postgresql:
+            return None
+        return (f"--role {self.role.value} needs PostgreSQL (SRE_AGENT_DATABASE_URL="
+                "postgresql+psycopg://...); with SQLite only --role all runs")
 
     @property
     def webhook_auth_configured(self) -> bool:

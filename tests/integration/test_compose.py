@@ -77,8 +77,16 @@ def prometheus_jobs() -> dict[str, list[str]]:
 
 # --- structure and files ------------------------------------------------------------------------
 
+SINGLE = {"prometheus", "alertmanager", "agent"}
+REPLICAS = {"postgres", "prometheus-ha", "alertmanager-1", "alertmanager-2", "agent-1", "agent-2"}
+
+
 def test_services_and_referenced_files_exist() -> None:
-    assert set(SERVICES) == {"target", "prometheus", "alertmanager", "agent"}
+    assert set(SERVICES) == {"target"} | SINGLE | REPLICAS
+    profiles = {name: tuple(service.get("profiles") or ()) for name, service in SERVICES.items()}
+    assert profiles == {"target": (), **{n: ("single",) for n in SINGLE},
+                        **{n: ("replicas",) for n in REPLICAS}}
+    assert re.search(r"^COMPOSE_PROFILES=single$", ENV_EXAMPLE, re.M)  # `up` = as before
     for name, service in SERVICES.items():
         build = service.get("build")
         if build:
@@ -89,13 +97,18 @@ def test_services_and_referenced_files_exist() -> None:
                 assert (REPO / host_path).is_file(), f"{name}: {host_path}"
             else:
                 assert host_path == "/var/run/docker.sock", f"{name}: {host_path}"
-    assert (REPO / "Dockerfile.target").read_text().count("ARG BASE_IMAGE=") == 1
+    for dockerfile in ("Dockerfile.target", "Dockerfile.postgres"):
+        assert (REPO / dockerfile).read_text().count("ARG BASE_IMAGE=") == 1
 
 
 def test_only_pinned_official_images_are_pulled() -> None:
     assert SERVICES["prometheus"]["image"] == "prom/prometheus:v2.42.0"
     assert SERVICES["alertmanager"]["image"] == "prom/alertmanager:v0.25.0"
     assert "build" in SERVICES["target"] and "build" in SERVICES["agent"]
+    for name in ("prometheus-ha", "alertmanager-1", "alertmanager-2"):
+        assert SERVICES[name]["image"] == SERVICES[name.split("-")[0]]["image"], name
+    assert "build" in SERVICES["postgres"] and "build" in SERVICES["agent-1"]
+    assert SERVICES["agent-2"]["image"] == SERVICES["agent-1"]["image"]
 
 
 # --- the agent's environment against its Settings and .env.example -------------------------------
@@ -259,7 +272,8 @@ def offline_compose(agent_image: str) -> dict[str, Any]:
     am["volumes"] += ["/usr/bin/prometheus-alertmanager:/bin/alertmanager:ro",
                       # Debian's binary reads its default template from here
                       "/usr/share/prometheus/alertmanager:/usr/share/prometheus/alertmanager:ro"]
-    am["tmpfs"].append("/alertmanager")  # the official image's data dir is nobody's
+    # the official image's data dir is nobody's (a new list: YAML anchors share the old one)
+    am["tmpfs"] = [*am["tmpfs"], "/alertmanager"]
 
     agent = s["agent"]  # the real agent, every setting as in the file; only the image is local
     del agent["build"]
@@ -278,10 +292,12 @@ class Stack:
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.extra_env = {"PYTHON_BASE_IMAGE": BASE_IMAGE}
 
+    profile = "single"
+
     def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
         result = _run_compose(["--project-directory", str(REPO), "-f", str(self.file),
-                               "-p", self.project, *args], self.env_file, self.extra_env,
-                              timeout=timeout)
+                               "-p", self.project, "--profile", self.profile, *args],
+                              self.env_file, self.extra_env, timeout=timeout)
         if check:
             assert result.returncode == 0, f"docker-compose {args}: {result.stderr[-2000:]}"
         return result.stdout

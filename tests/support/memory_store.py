@@ -52,6 +52,7 @@ class InMemoryEventStore:
         self.control: dict[str, str] = {}
         self.processed: dict[str, int] = {}
         self.leases: dict[str, dict[str, Any]] = {}
+        self.replicas: dict[str, dict[str, Any]] = {}
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
         self.unavailable = False  # set True to make every write raise StoreUnavailable
         self._ids = itertools.count(1)
@@ -131,6 +132,17 @@ class InMemoryEventStore:
     async def list_leases(self, now: float) -> list[dict[str, Any]]:
         return sorted((dict(v) for v in self.leases.values() if v["expires_at"] >= now),
                       key=lambda v: float(v["expires_at"]))
+
+    # --- replicas -----------------------------------------------------------------------------
+    async def heartbeat(self, replica: dict[str, Any], now: float) -> None:
+        self.replicas[str(replica["id"])] = {**replica, "heartbeat_at": now}
+
+    async def forget_replica(self, replica_id: str) -> None:
+        self.replicas.pop(replica_id, None)
+
+    async def list_replicas(self) -> list[dict[str, Any]]:
+        return sorted((dict(r) for r in self.replicas.values()),
+                      key=lambda r: (float(r["started_at"]), str(r["id"])))
 
     async def rebuild_projections(self) -> int:
         events, self.events = self.events, []
@@ -261,9 +273,12 @@ class InMemoryEventStore:
     async def control_state(self) -> dict[str, str]:
         return dict(self.control)
 
-    async def pending_incidents(self, limit: int = 1000) -> list[str]:
+    async def pending_incidents(self, limit: int = 1000,
+                                unleased_at: float | None = None) -> list[str]:
         return [i for i, inc in sorted(self.incidents.items(), key=lambda x: x[1]["opened_seq"])
-                if inc["last_seq"] > self.processed.get(i, 0)][:limit]
+                if inc["last_seq"] > self.processed.get(i, 0)
+                and (unleased_at is None or i not in self.leases
+                     or self.leases[i]["expires_at"] < unleased_at)][:limit]
 
     async def list_actions(self, *, status: str | None = None, incident_id: str | None = None,
                            limit: int = 100) -> list[dict[str, Any]]:

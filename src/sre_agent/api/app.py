@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__
-from sre_agent.api.deps import SAFE_METHODS, require_operator
+from sre_agent.api.middleware import AuthenticateWritesFirst, RequestId
 from sre_agent.api.routes import (
     actions,
     audit,
@@ -30,20 +30,22 @@ from sre_agent.api.routes import (
 )
 from sre_agent.api.schemas import ErrorOut
 from sre_agent.bootstrap import Services, build_services
-from sre_agent.config import Settings
+from sre_agent.config import Role, Settings
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.ports import StoreUnavailable
 
 log = structlog.get_logger("sre_agent.api")
-# Write paths that authenticate themselves: the webhook (its own credentials) and the login
-# form (it is how credentials arrive); logout checks its session's CSRF token itself.
-# Slack's button clicks carry Slack's signature instead (api/routes/slack.py checks it).
-SELF_AUTHENTICATED_PREFIXES = ("/webhook/", "/login", "/logout", "/integrations/slack/")
 # Every route can answer these for malformed requests; documented so clients know.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "malformed request (e.g. a body that is not JSON)"},
     422: {"model": ErrorOut, "description": "request does not match the documented schema"},
 }
+ROUTERS = (health, webhook, status, incidents, actions, policy, audit, control, events, slack,
+           web)
+# A worker runs the pipeline and serves only what an orchestrator and Prometheus ask of it.
+WORKER_ROUTERS = (health,)
+WORKER_NOT_FOUND = ("this is a worker replica (--role worker): it serves /health, /ready and "
+                    "/metrics only; send webhooks and operator requests to an api or all replica")
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -51,9 +53,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.heartbeat.start()
         await services.runner.start()
         await services.delivery.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
+                 role=settings.role.value, replica=services.replica.id,
                  host=settings.host, port=settings.port, llm=settings.llm.enabled,
                  chat=sorted(settings.configured_destinations),
                  dashboard=f"http://{settings.host}:{settings.port}/status")
@@ -62,6 +66,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         finally:
             await services.delivery.stop()
             await services.runner.stop()
+            await services.heartbeat.stop()
             await services.store.close()
             log.info("agent_stopped")
 
@@ -69,38 +74,20 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
                   description="Alertmanager webhooks in, diagnosis and safety-gated "
                               "remediation out.")
     app.state.services = services
-    for module in (health, webhook, status, incidents, actions, policy, audit, control,
-                   events, slack, web):
+    worker = settings.role is Role.WORKER
+    for module in WORKER_ROUTERS if worker else ROUTERS:
         app.include_router(module.router, responses=COMMON_RESPONSES)
-    web.mount_static(app)
+    if worker:
+        @app.exception_handler(StarletteHTTPException)
+        async def not_here(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+            detail = WORKER_NOT_FOUND if exc.status_code in (404, 405) else exc.detail
+            return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+    else:
+        web.mount_static(app)
 
-    @app.middleware("http")
-    async def authenticate_writes_first(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Operator writes are authenticated before FastAPI parses their body, so a client
-        without credentials gets 401, never a 400/422 that reveals the schema."""
-        if request.method not in SAFE_METHODS and not request.url.path.startswith(
-                SELF_AUTHENTICATED_PREFIXES):
-            try:
-                await require_operator(request, services,
-                                       request.headers.get("authorization"))
-            except HTTPException as exc:
-                return JSONResponse({"detail": exc.detail}, exc.status_code,
-                                    headers=exc.headers)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def bind_request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = uuid.uuid4().hex[:16]
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id,
-                                               path=request.url.path[:200])
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        return response
+    # Added last = outermost: the request id first, then the write check.
+    app.add_middleware(AuthenticateWritesFirst, services=services)
+    app.add_middleware(RequestId)
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:

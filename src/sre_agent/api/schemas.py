@@ -123,6 +123,27 @@ class EffectivenessOut(BaseModel):
     recovery_seconds_total: float
 
 
+class LeaseOut(BaseModel):
+    incident_id: str
+    owner: str = Field(description="the id of the replica working on the incident")
+    expires_in_s: float = Field(description="seconds until the lease runs out unless renewed")
+
+
+class ReplicaOut(BaseModel):
+    id: str = Field(description="host:pid:suffix, unique per start; the owner of its leases")
+    role: str
+    host: str
+    pid: int
+    version: str
+    started_at: str
+    last_heartbeat_at: str
+    heartbeat_age_s: float
+    stale: bool = Field(description="silent for more than three heartbeat periods: it died, "
+                                    "hangs or cannot reach the database")
+    this: bool = Field(description="the replica that answered this request")
+    leases: list[str] = Field(default_factory=list, description="incidents it works on now")
+
+
 class StatusOut(BaseModel):
     version: str
     uptime_s: float
@@ -137,6 +158,12 @@ class StatusOut(BaseModel):
     open_breakers: list[str] = Field(default_factory=list)
     effectiveness: list[EffectivenessOut] = Field(default_factory=list)
     llm: dict[str, Any] = Field(default_factory=dict)
+    role: str = "all"
+    replica_id: str = ""
+    replicas: list[ReplicaOut] = Field(
+        default_factory=list, description="every serve process recorded on this database")
+    leases: list[LeaseOut] = Field(
+        default_factory=list, description="incident leases running now (PostgreSQL only)")
 
 
 class HealthOut(BaseModel):

@@ -13,19 +13,27 @@ import sys
 from typing import Any
 
 from sre_agent.cli.common import fail, load_settings
+from sre_agent.config import Role
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the agent's HTTP server")
     p.add_argument("--host", help="overrides SRE_AGENT_HOST")
     p.add_argument("--port", type=int, help="overrides SRE_AGENT_PORT")
+    p.add_argument("--role", choices=[r.value for r in Role],
+                   help="all (default): everything in one process; api: ingest webhooks and "
+                        "serve operators; worker: run the pipeline (api and worker need "
+                        "PostgreSQL); overrides SRE_AGENT_ROLE")
     p.set_defaults(func=run)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); raises OSError with the system's reason."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose proto
+    # says TCP. Without it, Nagle holds the response body until the client's delayed ACK
+    # (~40 ms) on every keep-alive request: Alertmanager's acknowledgements took 56 ms, not 12.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -56,10 +64,13 @@ def bind_error(host: str, port: int, exc: OSError) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("role", args.role)) if v is not None}
     settings = load_settings(**overrides)
     if settings is None:
         return 2
+    if (error := settings.role_error()) is not None:
+        return fail(error)
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
@@ -73,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     url = base_url(settings.host, settings.port)
     if settings.log_format.value == "console" or sys.stderr.isatty():
         # A person is reading: one plain line saying where to go. JSON logs stay pure JSON.
-        print(f"SRE Agent listening on {url}: open {url}/status for the dashboard",
+        where = (f"{url}/health (a worker serves health and metrics only)"
+                 if settings.role is Role.WORKER else f"open {url}/status for the dashboard")
+        print(f"SRE Agent ({settings.role.value}) listening on {url}: {where}",
               file=sys.stderr, flush=True)
     app = create_app(settings)
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)

@@ -7,6 +7,12 @@ With ``leases`` (several replicas on one PostgreSQL database), a worker first cl
 incident's lease in the store: one replica at a time runs an incident's stages; a lease is
 renewed while its stages run and released after; the lease of a replica that died runs out
 after ``lease_ttl_s``, and another replica's sweep takes the incident over.
+
+With ``poll_s`` (a worker, or an ``all`` replica on PostgreSQL) the runner also finds work by
+itself: every ``poll_s`` it submits the pending incidents nobody holds a lease on, which is how
+alerts ingested and commands given on another replica (an ``api`` one) reach it. A runner made
+with ``active=False`` (an ``api`` replica) runs nothing: ``submit`` is a no-op there, since the
+events are already in the store where the workers' polls find them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class PipelineRunner:
                  retry_base_s: float = 2.0, retry_max_s: float = 60.0,
                  max_retries: int = 8, sweep_s: float = 30.0, leases: bool = False,
                  lease_ttl_s: float = 30.0, owner: str | None = None,
+                 poll_s: float | None = None, active: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.stages = list(stages)
@@ -46,6 +53,8 @@ class PipelineRunner:
         self.leases = leases
         self.lease_ttl_s = lease_ttl_s
         self.owner = owner or replica_id()
+        self.poll_s = poll_s
+        self.active = active
         self.clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -59,6 +68,8 @@ class PipelineRunner:
         self._retries: dict[str, asyncio.TimerHandle] = {}
 
     def submit(self, incident_id: str) -> None:
+        if not self.active:
+            return
         if incident_id in self._running:
             self._again.add(incident_id)
         elif incident_id not in self._queued:
@@ -67,30 +78,47 @@ class PipelineRunner:
             self._queue.put_nowait(incident_id)
 
     async def start(self) -> None:
+        if not self.active:
+            return
         for i in range(self.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"pipeline-{i}"))
         await self.resume()
         self._tasks.append(asyncio.create_task(self._sweep(), name="pipeline-sweep"))
+        if self.poll_s is not None:
+            self._tasks.append(asyncio.create_task(self._poll(), name="pipeline-poll"))
         if self.leases:
             self._tasks.append(asyncio.create_task(self._renew(), name="pipeline-leases"))
 
-    async def resume(self) -> int:
+    async def resume(self, *, polling: bool = False) -> int:
         """Submit every incident whose log moved past what was processed and that nothing here
         is queued, running or waiting to retry: at start-up, and periodically, so runs given up
-        during a store outage resume by themselves once it is back."""
+        during a store outage resume by themselves once it is back.
+
+        A poll (``polling``) leaves out incidents leased by anyone and those whose retries ran
+        out here; only the slower sweep gives the latter a new round of retries."""
         try:
-            pending = await self.store.pending_incidents()
+            pending = await self.store.pending_incidents(
+                unleased_at=self.clock() if polling and self.leases else None)
         except StoreUnavailable as exc:
-            log.warning("resume_failed", error=str(exc))
+            if not polling:
+                log.warning("resume_failed", error=str(exc))
             return 0
         fresh = [i for i in pending if i not in self._queued and i not in self._running
-                 and i not in self._retries]
+                 and i not in self._retries
+                 and not (polling and self._failures.get(i, 0) > self.max_retries)]
         for incident_id in fresh:
             self._failures.pop(incident_id, None)  # a new round of retries
             self.submit(incident_id)
         if fresh:
-            log.info("resumed_incidents", count=len(fresh))
+            (log.debug if polling else log.info)("resumed_incidents", count=len(fresh),
+                                                 polling=polling)
         return len(fresh)
+
+    async def _poll(self) -> None:
+        assert self.poll_s is not None
+        while True:
+            await asyncio.sleep(self.poll_s)
+            await self.resume(polling=True)
 
     async def _sweep(self) -> None:
         while True:

@@ -143,6 +143,20 @@ leases = Table(
     Column("claimed_at", Float, nullable=False),
 )
 
+# Who is running: every ``sre-agent serve`` process upserts its row every ``heartbeat_s``
+# (epoch seconds, its own clock) and deletes it on a clean stop; a row that stops moving is a
+# replica that died. Its ``id`` is the owner of the leases it holds. Not rebuilt from the log.
+replicas = Table(
+    "replicas", metadata,
+    Column("id", SafeString(200), primary_key=True),
+    Column("role", SafeString(20), nullable=False),
+    Column("host", SafeString(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", SafeString(40), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
 
 actions = Table(
     "actions", metadata,

@@ -50,6 +50,7 @@ from sre_agent.store.schema import (
 from sre_agent.store.sql_actions import ActionQueries
 from sre_agent.store.sql_leases import LeaseQueries
 from sre_agent.store.sql_reads import LogQueries, row_to_event
+from sre_agent.store.sql_replicas import ReplicaQueries
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -60,7 +61,7 @@ def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
 
-class SqlEventStore(LogQueries, ActionQueries, LeaseQueries):
+class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from sre_agent.domain.events import (
     GENESIS_HASH,
@@ -17,7 +17,15 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.ports import IncidentPage, VerifyResult
-from sre_agent.store.schema import alerts, chain_head, control, events, incidents, progress
+from sre_agent.store.schema import (
+    alerts,
+    chain_head,
+    control,
+    events,
+    incidents,
+    leases,
+    progress,
+)
 
 T = TypeVar("T")
 
@@ -127,13 +135,16 @@ class LogQueries:
             return {r.key: r.value for r in conn.execute(select(control))}
         return await self._read(run)
 
-    async def pending_incidents(self, limit: int = 1000) -> list[str]:
+    async def pending_incidents(self, limit: int = 1000,
+                                unleased_at: float | None = None) -> list[str]:
         def run(conn: Connection) -> list[str]:
             q = (select(incidents.c.id)
                  .select_from(incidents.outerjoin(progress, progress.c.incident_id
                                                   == incidents.c.id))
-                 .where(incidents.c.last_seq > func.coalesce(progress.c.processed_seq, 0))
-                 .order_by(incidents.c.opened_seq).limit(limit))
-            return [r.id for r in conn.execute(q)]
+                 .where(incidents.c.last_seq > func.coalesce(progress.c.processed_seq, 0)))
+            if unleased_at is not None:
+                q = q.where(~exists().where(leases.c.incident_id == incidents.c.id,
+                                            leases.c.expires_at >= unleased_at))
+            return [r.id for r in conn.execute(q.order_by(incidents.c.opened_seq).limit(limit))]
         return await self._read(run)
 

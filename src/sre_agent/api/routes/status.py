@@ -3,22 +3,54 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 
 from sre_agent import __version__
 from sre_agent.api.deps import OperatorDep, ServicesDep
 from sre_agent.api.routes.web import dashboard_page
-from sre_agent.api.schemas import ComponentOut, EffectivenessOut, ErrorOut, StatusOut
+from sre_agent.api.schemas import (
+    ComponentOut,
+    EffectivenessOut,
+    ErrorOut,
+    LeaseOut,
+    ReplicaOut,
+    StatusOut,
+)
 from sre_agent.bootstrap import Services
 from sre_agent.config import Settings
 from sre_agent.domain.control import effective_control
 from sre_agent.domain.events import EventType
 from sre_agent.ports import StoreUnavailable
+from sre_agent.replica import is_stale
 from sre_agent.web import prefers_html
 
 router = APIRouter(tags=["status"], dependencies=[OperatorDep],
                    responses={401: {"model": ErrorOut}})
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+async def replicas_and_leases(services: Services) -> tuple[list[ReplicaOut], list[LeaseOut]]:
+    """The replicas on this database, each with the incidents it holds leases on."""
+    now = time.time()
+    rows = await services.store.list_replicas()
+    held = await services.store.list_leases(now)
+    leases = [LeaseOut(incident_id=str(x["incident_id"]), owner=str(x["owner"]),
+                       expires_in_s=round(float(x["expires_at"]) - now, 1)) for x in held]
+    period = services.settings.heartbeat_s
+    replicas = [ReplicaOut(
+        id=str(r["id"]), role=str(r["role"]), host=str(r["host"]), pid=int(r["pid"]),
+        version=str(r["version"]), started_at=_iso(float(r["started_at"])),
+        last_heartbeat_at=_iso(float(r["heartbeat_at"])),
+        heartbeat_age_s=round(max(0.0, now - float(r["heartbeat_at"])), 1),
+        stale=is_stale(float(r["heartbeat_at"]), now, period),
+        this=r["id"] == services.replica.id,
+        leases=[x.incident_id for x in leases if x.owner == r["id"]]) for r in rows]
+    return replicas, leases
 
 
 async def build_status(services: Services) -> StatusOut:
@@ -50,12 +82,18 @@ async def build_status(services: Services) -> StatusOut:
         stats = await store.action_stats()
     except StoreUnavailable:
         pending, breakers, stats = 0, [], []
+    try:
+        replicas, leases = await replicas_and_leases(services)
+    except StoreUnavailable:
+        replicas, leases = [], []
     return StatusOut(
         version=__version__, uptime_s=round(time.time() - services.started_at, 3),
         mode=state.mode, paused=state.paused, store=store_status, incidents=counts,
         last_alert_at=last.at if last else None, backlog=services.runner.backlog,
         components=components, pending_approvals=pending, open_breakers=breakers,
-        effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm)
+        effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm,
+        role=settings.role.value, replica_id=services.replica.id, replicas=replicas,
+        leases=leases)
 
 
 def chat_components(settings: Settings) -> dict[str, ComponentOut]:

@@ -1,0 +1,152 @@
+"""Webhook acknowledgement by role: `all` on SQLite, `all` on PostgreSQL, and `api` alone on
+PostgreSQL (its worker in another process), each against the bare FastAPI endpoint.
+
+For each configuration and round: start the agent (and, for `api`, a worker on the same fresh
+database), warm both up, then in one run drive the bare endpoint and the agent alike: latency
+at concurrency 1 (one 1-alert notification at a time: the time to acknowledge) and throughput at
+concurrency 32. Ratios are agent / bare from the same round; rounds alternate the
+configurations (all-sqlite, all-pg, api-pg, all-sqlite, ...), and each figure reported is the
+median over the rounds. Same load generator and payloads as webhook_throughput.py. Writes
+benchmarks/results/webhook_roles.json.
+
+    .venv/bin/python benchmarks/webhook_roles.py [--rounds 3] [--requests 1000] [--c1 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import PYTHON, drive, free_port, machine, start_server, stop, write_result
+from benchmarks.webhook_throughput import TOKEN, body
+
+CONFIGS = ("all-sqlite", "all-postgresql", "api-postgresql")
+TARGETS = {"all": {"ack_p50_ms_max": 6.0, "throughput_ratio_min": 0.5},
+           "api": {"ack_p50_ms_max": 4.0, "throughput_ratio_min": 0.7}}
+
+
+def agent_env(url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_AGENT_")}
+    return {**env, "SRE_AGENT_DATABASE_URL": url, "SRE_AGENT_WEBHOOK_TOKEN": TOKEN,
+            "SRE_AGENT_LOG_LEVEL": "WARNING", "SRE_AGENT_MODE": "observe", **extra}
+
+
+def start_agent(url: str, role: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server([PYTHON, "-m", "sre_agent", "serve", "--port", str(port),
+                         "--role", role], agent_env(url), f"{base}/ready", timeout=60)
+    return proc, base
+
+
+async def one_round(config: str, url: str, bare_url: str, args: argparse.Namespace,
+                    offset: int) -> dict[str, Any]:
+    role = config.split("-")[0]
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        agent, base = start_agent(url, role)
+        procs.append(agent)
+        if role == "api":
+            worker, _ = start_agent(url, "worker")
+            procs.append(worker)
+        agent_url = f"{base}/webhook/alertmanager"
+        n = offset
+        await drive(agent_url, lambda i: body(n + i), 200, 8, headers)  # warm-up
+        await drive(bare_url, lambda i: body(n + i), 200, 8, headers)
+        out: dict[str, Any] = {}
+        out["bare_c1"] = await drive(bare_url, lambda i: body(n + 1_000 + i), args.c1, 1,
+                                     headers)
+        out["agent_c1"] = await drive(agent_url, lambda i: body(n + 1_000 + i), args.c1, 1,
+                                      headers)
+        out["bare_c32"] = await drive(bare_url, lambda i: body(n + 10_000 + i), args.requests,
+                                      32, headers)
+        out["agent_c32"] = await drive(agent_url, lambda i: body(n + 10_000 + i),
+                                       args.requests, 32, headers)
+        out["throughput_ratio"] = round(out["agent_c32"]["per_second"]
+                                        / out["bare_c32"]["per_second"], 3)
+        out["ack_p50_ratio"] = round(out["agent_c1"]["p50_ms"] / out["bare_c1"]["p50_ms"], 2)
+        out["load_avg"] = os.getloadavg()[0]
+        return out
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(get: Any) -> float:
+        return round(statistics.median(get(r) for r in rounds), 3)
+    return {
+        "rounds": len(rounds),
+        "ack_p50_ms": med(lambda r: r["agent_c1"]["p50_ms"]),
+        "ack_p99_ms": med(lambda r: r["agent_c1"]["p99_ms"]),
+        "bare_ack_p50_ms": med(lambda r: r["bare_c1"]["p50_ms"]),
+        "per_second_c32": med(lambda r: r["agent_c32"]["per_second"]),
+        "bare_per_second_c32": med(lambda r: r["bare_c32"]["per_second"]),
+        "throughput_ratio": med(lambda r: r["throughput_ratio"]),
+        "throughput_ratio_runs": [r["throughput_ratio"] for r in rounds],
+        "ack_p50_ms_runs": [r["agent_c1"]["p50_ms"] for r in rounds],
+        "non_200": sum(n for r in rounds for k in ("agent_c1", "agent_c32")
+                       for code, n in r[k]["statuses"].items() if str(code) != "200"),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--c1", type=int, default=300)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    args = parser.parse_args()
+    configs = [c for c in args.configs.split(",") if c]
+    from tests.support.postgres import start_cluster
+
+    result: dict[str, Any] = {"machine": machine(), "load_avg_start": os.getloadavg()[0],
+                              "requests_c32": args.requests, "requests_c1": args.c1}
+    raw: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    clusters = start_cluster()
+    cluster = next(clusters)
+    with tempfile.TemporaryDirectory() as tmp:
+        bare_port = free_port()
+        bare = start_server([PYTHON, "-m", "uvicorn", "benchmarks.bare_app:app", "--port",
+                             str(bare_port), "--log-level", "warning", "--no-access-log"], {},
+                            f"http://127.0.0.1:{bare_port}/docs")
+        bare_url = f"http://127.0.0.1:{bare_port}/webhook/alertmanager"
+        try:
+            for rnd in range(args.rounds):
+                for k, config in enumerate(configs):  # alternating
+                    url = (f"sqlite:///{tmp}/r{rnd}-{k}.db" if config.endswith("sqlite")
+                           else str(cluster.create_database()))
+                    one = await one_round(config, url, bare_url, args,
+                                          offset=(rnd * 10 + k) * 1_000_000)
+                    raw[config].append(one)
+                    print(f"round {rnd} {config}: ack p50 {one['agent_c1']['p50_ms']} ms "
+                          f"(bare {one['bare_c1']['p50_ms']}), c32 ratio "
+                          f"{one['throughput_ratio']}, load {one['load_avg']:.1f}", flush=True)
+        finally:
+            stop(bare)
+            clusters.close()  # stops the cluster (the generator's finally)
+    result["configs"] = {c: summary(raw[c]) for c in configs}
+    result["raw"] = raw
+    result["targets"] = {c: TARGETS[c.split("-")[0]] for c in configs}
+    result["met"] = {c: {
+        "ack_p50": result["configs"][c]["ack_p50_ms"] <= TARGETS[c.split("-")[0]][
+            "ack_p50_ms_max"],
+        "throughput_ratio": result["configs"][c]["throughput_ratio"] >= TARGETS[
+            c.split("-")[0]]["throughput_ratio_min"]} for c in configs}
+    path = write_result("webhook_roles", result)
+    print(json.dumps({k: v for k, v in result.items() if k != "raw"}, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
