@@ -6,7 +6,8 @@ and resumed at start-up for every incident whose log moved past what was process
 With ``leases`` (several replicas on one PostgreSQL database), a worker first claims the
 incident's lease in the store: one replica at a time runs an incident's stages; a lease is
 renewed while its stages run and released after; the lease of a replica that died runs out
-after ``lease_ttl_s``, and another replica's sweep takes the incident over.
+after ``lease_ttl_s``, and every replica looks for leases that ran out about once a second,
+so another takes the incident over within a TTL and a second (the sweep is the safety net).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PipelineRunner:
         self.sweep_s = sweep_s
         self.leases = leases
         self.lease_ttl_s = lease_ttl_s
+        self.takeover_s = min(1.0, lease_ttl_s / 3)
         self.owner = owner or replica_id()
         self.clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
@@ -73,6 +75,7 @@ class PipelineRunner:
         self._tasks.append(asyncio.create_task(self._sweep(), name="pipeline-sweep"))
         if self.leases:
             self._tasks.append(asyncio.create_task(self._renew(), name="pipeline-leases"))
+            self._tasks.append(asyncio.create_task(self._take_over(), name="pipeline-takeover"))
 
     async def resume(self) -> int:
         """Submit every incident whose log moved past what was processed and that nothing here
@@ -106,6 +109,27 @@ class PipelineRunner:
                                        self.clock())
             except StoreUnavailable as exc:
                 log.warning("lease_renewal_failed", error=str(exc))
+
+    async def _take_over(self) -> None:
+        """Every ``takeover_s``, submit the incidents whose lease ran out (its holder died, or
+        could not release it): they are taken over within a TTL and a second of the holder's
+        last renewal, not at the next sweep. The replica that died was often the only one to
+        submit the incident: an HA pair's second delivery of an alert is a duplicate, and a
+        duplicate does not submit."""
+        while True:
+            await asyncio.sleep(self.takeover_s)
+            try:
+                rows = await self.store.list_leases(0.0)  # every lease row, run out or not
+            except StoreUnavailable as exc:
+                log.warning("lease_watch_failed", error=str(exc))
+                continue
+            now = self.clock()
+            for row in rows:
+                incident_id = str(row["incident_id"])
+                if float(row["expires_at"]) < now and incident_id not in self._running \
+                        and incident_id not in self._retries:
+                    log.info("lease_ran_out", incident_id=incident_id, owner=row["owner"])
+                    self.submit(incident_id)
 
     async def stop(self) -> None:
         for handle in self._retries.values():
@@ -173,8 +197,8 @@ class PipelineRunner:
         if not self.leases:
             return await self.process(incident_id)
         if not await self.store.claim(incident_id, self.owner, self.lease_ttl_s, self.clock()):
-            # Another replica works on it; when it stops, its lease runs out and a sweep here
-            # or elsewhere picks the incident up. Nothing to retry now.
+            # Another replica works on it; when it stops, its lease runs out and the lease
+            # watch here or elsewhere picks the incident up. Nothing to retry now.
             log.debug("incident_leased_elsewhere", incident_id=incident_id)
             return True
         try:
