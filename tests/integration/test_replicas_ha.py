@@ -10,9 +10,11 @@ never from one replica's word.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,9 @@ from tests.support.docker_helpers import (  # noqa: F401 (fixtures)
     janitor_fixture,
     wait_until,
 )
+from tests.support.payloads import alert, notification
 from tests.support.replicas import (
+    TOKEN,
     Db,
     Replica,
     alertmanager_pair,
@@ -60,13 +64,19 @@ def agent_env(scope: tuple[str, str], **extra: str) -> dict[str, str]:
             "SRE_AGENT_DOCKER_STOP_TIMEOUT_S": "2", **extra}
 
 
+STARTS_AT = rfc3339(datetime.now(UTC) - timedelta(minutes=1))
+
+
 def down_alert(container: str, job: str, *, ends_at: datetime | None = None) -> dict[str, Any]:
-    """The alert Prometheus would push to each Alertmanager for the container."""
+    """The alert Prometheus would push to each Alertmanager for the container. Prometheus sets
+    ``startsAt`` itself (the rule's active time), the same in what it sends to each instance;
+    an alert pushed without it gets each instance's own receipt time, so the two instances'
+    notifications would name two different firings."""
     body: dict[str, Any] = {
         "labels": {"alertname": "TargetDown", "job": job, "instance": f"{container}:8080",
                    "container": container, "severity": "critical"},
         "annotations": {"summary": f"{container} is down"},
-        "startsAt": rfc3339(datetime.now(UTC) - timedelta(seconds=5)),
+        "startsAt": STARTS_AT,
         "generatorURL": "http://prometheus.invalid/graph?g0.expr=up+%3D%3D+0"}
     if ends_at is not None:
         body["endsAt"] = rfc3339(ends_at)
@@ -196,3 +206,163 @@ def test_kill_9_of_the_lease_holder_mid_restart_the_other_finishes_without_a_sec
         print(f"\n[measure] kill -9 to ActionSucceeded by the other replica: {took_over_s:.1f} s "
               "(lease TTL 3 s, Docker stop timeout 4 s)")
     assert_chain_ok(db_url)
+
+
+def storm_notification(n: int, per: int, prefix: str) -> dict[str, Any]:
+    alerts = [alert(name=f"{prefix.capitalize()}Down", fingerprint=f"{prefix}{n:04d}{i:03d}",
+                    labels={"job": f"{prefix}-job-{n:04d}",
+                            "instance": f"{prefix}-{n:04d}-{i:03d}.invalid:9100"})
+              for i in range(per)]
+    return notification(alerts, group_key=f'{{}}:{{{prefix}="{n:04d}"}}')
+
+
+async def test_fifty_redeliveries_and_distinct_alerts_at_once_across_both_replicas(
+        tmp_path: Path, db_url: str, db: Db) -> None:
+    """At once, through both replicas: one notification delivered 50 times (alternating),
+    20 distinct notifications each delivered to both, and 10 distinct alerts through the
+    Alertmanager pair. One alert row and one AlertReceived per alert, one incident per group,
+    one analysis per incident, one chain."""
+    with running_replicas(db_url, tmp_path, SRE_AGENT_MODE="observe") as agents, \
+            alertmanager_pair(tmp_path, [a.webhook_url for a in agents]) as ams:
+        push_alerts(ams, [{"labels": {"alertname": f"PairAlert{i:02d}", "job": "pair",
+                                      "instance": f"pair-{i}.invalid:9100"},
+                           "annotations": {"summary": f"pair alert {i}"},
+                           "startsAt": STARTS_AT}
+                          for i in range(10)])
+        same = notification([alert(fingerprint="ha50000000000001")])
+        distinct = [storm_notification(n, 1, "distinct") for n in range(20)]
+        posts = [(agents[i % 2], same) for i in range(50)]
+        posts += [(agents[k], body) for body in distinct for k in (0, 1)]
+        headers = {"authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(timeout=60) as client:
+            answers = await asyncio.gather(*(client.post(r.webhook_url, json=body,
+                                                         headers=headers)
+                                             for r, body in posts))
+        assert {a.status_code for a in answers} == {200}, [a.text for a in answers][:3]
+        assert sum(a.json()["alerts_new"] for a in answers[:50]) == 1
+        assert len({i for a in answers[:50] for i in a.json()["incidents"]}) == 1
+        assert sum(a.json()["alerts_new"] for a in answers[50:]) == 20
+        expected = 1 + 20 + 10
+        await async_wait(lambda: db.types().count("DiagnosisProduced") == expected
+                         and not pending(db), 90, "every incident analysed")
+        await async_wait(lambda: all(idle(r) for r in agents), 30, "both replicas idle")
+        assert len(db.incidents()) == expected
+        assert db.one("SELECT count(*) FROM alerts") == expected
+        assert db.one("SELECT count(DISTINCT fingerprint) FROM alerts") == expected
+        assert db.types().count("AlertReceived") == expected
+        twice = db.rows("SELECT incident_id FROM events WHERE type = 'DiagnosisProduced' "
+                        "GROUP BY incident_id HAVING count(*) > 1")
+        assert twice == []
+        assert deliveries(agents) >= len(posts) + 2  # the pair's notifications too
+    assert_chain_ok(db_url)
+
+
+def pending(db: Db) -> list[str]:
+    return [r[0] for r in db.rows(
+        "SELECT i.id FROM incidents i LEFT JOIN progress p ON p.incident_id = i.id "
+        "WHERE i.last_seq > coalesce(p.processed_seq, 0)")]
+
+
+def idle(replica: Replica) -> bool:
+    return bool(httpx.get(f"{replica.base}/status", timeout=10).json()["backlog"] == 0)
+
+
+async def async_wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(predicate)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f}s")
+        await asyncio.sleep(0.2)
+
+
+@dataclass
+class Delivery:
+    sent: float
+    answered: float
+    status: int | str
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Any]:
+    """A PostgreSQL cluster of this test's own: the test stops and starts it."""
+    from tests.support.postgres import start_cluster
+
+    yield from start_cluster()
+
+
+async def test_postgresql_restarted_under_a_storm_nothing_acknowledged_is_lost(
+        tmp_path: Path, own_cluster: Any) -> None:
+    """``pg_ctl stop -m fast`` in the middle of a storm through both replicas, then ``start``
+    on the same port. While it is down the webhooks answer 503 (never 2xx, never 500); the
+    senders retry as Alertmanager does; every alert is stored exactly once; every incident is
+    analysed, once, with nobody touching anything."""
+    url = own_cluster.create_database()
+    groups, per = 60, 5
+    bodies = [storm_notification(n, per, "pgstorm") for n in range(groups)]
+    log: list[Delivery] = []
+    acked = 0
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with running_replicas(url, tmp_path, SRE_AGENT_MODE="observe") as agents:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async def deliver(replica: Replica, body: dict[str, Any]) -> None:
+                """One receiver of one Alertmanager: retried on 5xx and connection errors."""
+                nonlocal acked
+                delay = 0.05
+                for _ in range(200):
+                    t0 = time.monotonic()
+                    try:
+                        r = await client.post(replica.webhook_url, json=body, headers=headers)
+                        status: int | str = r.status_code
+                    except httpx.TransportError as exc:
+                        status = type(exc).__name__
+                    log.append(Delivery(t0, time.monotonic(), status))
+                    if status == 200:
+                        acked += 1
+                        return
+                    assert status == 503, (status, r.text if isinstance(status, int) else "")
+                    await asyncio.sleep(delay)
+                    delay = min(1.0, delay * 2)
+                raise AssertionError("a notification was never acknowledged")
+
+            jobs = [(agents[k], body) for body in bodies for k in (0, 1)]
+            queue: asyncio.Queue[tuple[Replica, dict[str, Any]]] = asyncio.Queue()
+            for job in jobs:
+                queue.put_nowait(job)
+
+            async def sender() -> None:
+                while not queue.empty():
+                    replica, body = queue.get_nowait()
+                    await deliver(replica, body)
+                    await asyncio.sleep(0.02)  # a storm, not a benchmark: it spans the outage
+
+            storm = asyncio.gather(*(sender() for _ in range(6)))
+            await async_wait(lambda: acked >= len(jobs) // 4, 60, "a quarter acknowledged")
+            await asyncio.to_thread(own_cluster.stop, "fast")
+            down_at = time.monotonic()
+            await async_wait(lambda: sum(1 for d in log if d.sent > down_at
+                                         and d.status == 503) >= 20, 30,
+                             "503s while PostgreSQL is down")
+            up_at = time.monotonic()
+            await asyncio.to_thread(own_cluster.start)
+            await asyncio.wait_for(storm, 120)
+        during = [d for d in log if d.sent > down_at and d.answered < up_at]
+        assert during and {d.status for d in during} == {503}  # nothing acknowledged unstored
+        assert acked == len(jobs)
+        expected = groups * per
+        db = Db(url)  # after the restart (a connection across it would be cut)
+        await async_wait(lambda: len(db.incidents()) == groups
+                         and db.types().count("DiagnosisProduced") == groups
+                         and not pending(db), 120, "every incident analysed after the restart")
+        assert db.one("SELECT count(*) FROM alerts") == expected
+        assert db.one("SELECT count(DISTINCT fingerprint) FROM alerts") == expected
+        assert db.types().count("AlertReceived") == expected
+        assert db.rows("SELECT incident_id FROM events WHERE type = 'DiagnosisProduced' "
+                       "GROUP BY incident_id HAVING count(*) > 1") == []
+        assert all(r.alive() for r in agents)
+        print(f"\n[measure] {len(log)} deliveries, {len(during)} answered while PostgreSQL was "
+              f"down ({up_at - down_at:.1f} s), all 503")
+        db.close()
+    assert_chain_ok(url)
