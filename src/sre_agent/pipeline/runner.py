@@ -33,7 +33,7 @@ class PipelineRunner:
                  stage_timeout_s: float = 60.0, metrics: Metrics | None = None,
                  retry_base_s: float = 2.0, retry_max_s: float = 60.0,
                  max_retries: int = 8, sweep_s: float = 30.0, leases: bool = False,
-                 lease_ttl_s: float = 30.0, owner: str | None = None,
+                 lease_ttl_s: float = 10.0, owner: str | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.stages = list(stages)
