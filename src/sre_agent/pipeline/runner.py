@@ -126,8 +126,8 @@ class PipelineRunner:
             now = self.clock()
             for row in rows:
                 incident_id = str(row["incident_id"])
-                if float(row["expires_at"]) < now and incident_id not in self._running \
-                        and incident_id not in self._retries:
+                if float(row["expires_at"]) < now and incident_id not in self._queued \
+                        and incident_id not in self._running and incident_id not in self._retries:
                     log.info("lease_ran_out", incident_id=incident_id, owner=row["owner"])
                     self.submit(incident_id)
 
