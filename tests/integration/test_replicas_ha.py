@@ -11,6 +11,7 @@ never from one replica's word.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -159,13 +160,15 @@ def assert_chain_ok(url: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_kill_9_of_the_lease_holder_mid_restart_the_other_finishes_without_a_second_restart(
+@pytest.mark.parametrize("how", ["kill-9", "sigterm"])
+def test_the_lease_holder_stopped_mid_restart_the_other_finishes_without_a_second_restart(
         tmp_path: Path, db_url: str, db: Db, scope: tuple[str, str], client: Any,
-        janitor: ContainerJanitor) -> None:
-    """The replica running the restart dies (``kill -9``) while Docker waits out the stop
-    timeout. The restart lands in the daemon anyway; the other replica takes the incident over
-    when the lease runs out, asks the world (reconcile: the container started after the
-    action began), records the outcome and verifies. Docker saw one restart, never two."""
+        janitor: ContainerJanitor, how: str) -> None:
+    """The replica running the restart dies (``kill -9``), or is stopped (SIGTERM: a rolling
+    update), while Docker waits out the stop timeout. The restart lands in the daemon anyway;
+    the lease is not released (a shutdown leaves it to run out), so the other replica takes
+    the incident over when it runs out, asks the world (reconcile: the container started after
+    the action began), records the outcome and verifies. Docker saw one restart, never two."""
     box = janitor.run_busybox(IGNORES_TERM, prefix="ha-slow", labels={scope[0]: scope[1]})
     wait_until(lambda: (box.reload() or box.status) == "running", 20, what="target running")
     job = f"ha-{box.name}"
@@ -185,8 +188,14 @@ def test_kill_9_of_the_lease_holder_mid_restart_the_other_finishes_without_a_sec
         (holder,) = [a for a in agents if a.pid == owner_pid(owner)]
         (other,) = [a for a in agents if a is not holder]
         assert "ActionSucceeded" not in db.types(incident)  # ... and not finished
-        holder.kill9()
         killed_at = time.monotonic()
+        if how == "kill-9":
+            holder.kill9()
+        else:
+            holder.process.send_signal(signal.SIGTERM)
+            holder.process.wait(30)
+            assert any(r.get("event") == "lease_left_to_run_out"
+                       for r in holder.log_records()), holder.log_tail()
         wait_for(lambda: "ActionSucceeded" in db.types(incident), 60,
                  "the other replica recording the outcome")
         took_over_s = time.monotonic() - killed_at
@@ -203,7 +212,7 @@ def test_kill_9_of_the_lease_holder_mid_restart_the_other_finishes_without_a_sec
         assert any(r.get("event") == "action_reconciled" for r in other.log_records())
         seen = docker_actions(client, box.id, since)
         assert seen.count("restart") == 1 and seen.count("start") == 1, seen
-        print(f"\n[measure] kill -9 to ActionSucceeded by the other replica: {took_over_s:.1f} s "
+        print(f"\n[measure] {how} to ActionSucceeded by the other replica: {took_over_s:.1f} s "
               "(lease TTL 3 s, Docker stop timeout 4 s)")
     assert_chain_ok(db_url)
 
@@ -366,3 +375,36 @@ async def test_postgresql_restarted_under_a_storm_nothing_acknowledged_is_lost(
               f"down ({up_at - down_at:.1f} s), all 503")
         db.close()
     assert_chain_ok(url)
+
+
+async def test_an_approval_clicked_on_both_replicas_at_once_runs_the_restart_once(
+        tmp_path: Path, db_url: str, db: Db, scope: tuple[str, str], client: Any,
+        janitor: ContainerJanitor) -> None:
+    """Approval mode: the pending approval is shared; two operators approve it at the same
+    moment, one on each replica. One approval wins (200), the other is told it is decided
+    (409); the restart runs once, wherever the incident's lease happens to be."""
+    box = janitor.run_busybox(QUICK_STOP, prefix="ha-approve", labels={scope[0]: scope[1]})
+    wait_until(lambda: (box.reload() or box.status) == "running", 20, what="target running")
+    job = f"ha-{box.name}"
+    with running_replicas(db_url, tmp_path, **agent_env(scope, SRE_AGENT_MODE="approval")
+                          ) as agents, \
+            alertmanager_pair(tmp_path, [a.webhook_url for a in agents]) as ams:
+        since = time.time()
+        push_alerts(ams, [down_alert(box.name, job)])
+        await async_wait(lambda: action_rows(db) == [
+            ("restart_container", box.name, "pending_approval")], 60, "a pending approval")
+        (action_id,) = [r[0] for r in db.rows("SELECT id FROM actions")]
+        async with httpx.AsyncClient(timeout=30) as http:
+            answers = await asyncio.gather(*(
+                http.post(f"{r.base}/actions/{action_id}/approve",
+                          json={"comment": f"go from {r.name}"},
+                          headers={"X-Operator": f"op-{r.name}"}) for r in agents))
+        assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+        await async_wait(lambda: action_rows(db) == [
+            ("restart_container", box.name, "verified")], 60, "the restart verified")
+        resolve_and_wait(ams, db, box.name, job)
+        types = db.types()
+        assert types.count("ActionApproved") == 1 and types.count("ActionStarted") == 1
+        seen = docker_actions(client, box.id, since)
+        assert seen.count("restart") == 1 and seen.count("start") == 1, seen
+    assert_chain_ok(db_url)

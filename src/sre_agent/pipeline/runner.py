@@ -202,12 +202,24 @@ class PipelineRunner:
             log.debug("incident_leased_elsewhere", incident_id=incident_id)
             return True
         try:
-            return await self.process(incident_id)
-        finally:
-            try:
-                await self.store.release(incident_id, self.owner)
-            except StoreUnavailable as exc:  # it runs out by itself
-                log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
+            ok = await self.process(incident_id)
+        except asyncio.CancelledError:
+            # Stopped mid-run (shutdown): the lease is kept, so it runs out within a TTL and
+            # another replica's lease watch takes the incident over; a released lease would
+            # leave it to the next sweep.
+            log.info("lease_left_to_run_out", incident_id=incident_id)
+            raise
+        except BaseException:
+            await self._release(incident_id)
+            raise
+        await self._release(incident_id)
+        return ok
+
+    async def _release(self, incident_id: str) -> None:
+        try:
+            await self.store.release(incident_id, self.owner)
+        except StoreUnavailable as exc:  # it runs out by itself
+            log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
 
     async def process(self, incident_id: str) -> bool:
         """Run every stage once for the incident; True when all stages completed."""
