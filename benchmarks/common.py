@@ -61,8 +61,11 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-async def drive(url: str, bodies: Callable[[int], bytes], total: int, concurrency: int,
-                headers: dict[str, str]) -> dict[str, Any]:
+async def drive(url: str | Callable[[int], str], bodies: Callable[[int], bytes], total: int,
+                concurrency: int, headers: dict[str, str]) -> dict[str, Any]:
+    """POST ``bodies(i)`` for i < total from ``concurrency`` closed-loop senders, to ``url``
+    (or ``url(i)``: several servers)."""
+    url_of = url if callable(url) else (lambda _i: url)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = iter(range(total))
@@ -71,7 +74,7 @@ async def drive(url: str, bodies: Callable[[int], bytes], total: int, concurrenc
         async def worker() -> None:
             for i in counter:
                 t0 = time.perf_counter()
-                r = await client.post(url, content=bodies(i), headers=headers)
+                r = await client.post(url_of(i), content=bodies(i), headers=headers)
                 latencies.append(time.perf_counter() - t0)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
 

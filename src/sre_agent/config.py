@@ -159,8 +159,9 @@ class Settings(BaseSettings):
     # nothing is working on (runs given up during a store outage, work of a stopped process).
     resume_sweep_s: float = Field(default=30.0, gt=0, le=3600)
     # With PostgreSQL, incident work is leased so that replicas never run one incident at once;
-    # a dead replica's leases run out after this and another replica takes its incidents over.
-    lease_ttl_s: float = Field(default=30.0, ge=2, le=3600)
+    # a dead replica's leases run out after this and another replica takes its incidents over
+    # (failover ~= this; 10 s: benchmarks/failover.py and docs/reliability.md say why).
+    lease_ttl_s: float = Field(default=10.0, ge=2, le=3600)
     # all | api | worker; anything but all needs PostgreSQL (replicas share work through it).
     role: Role = Role.ALL
     # A worker (and an ``all`` replica on PostgreSQL) looks for work in the store this often.

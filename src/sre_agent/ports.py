@@ -40,6 +40,9 @@ from sre_agent.domain.results import (
 )
 from sre_agent.domain.routing import Destination
 
+# Leases whose key starts with this are the delivery worker's (one incident's chat messages),
+# not an incident's pipeline work: the runner's lease watch leaves them alone.
+DELIVERY_LEASE_PREFIX = "delivery:"
 
 class StoreUnavailable(Exception):
     """The store cannot read or write right now; a retry may help."""

@@ -43,7 +43,7 @@ HEALTHCHECK_1S = {"interval": 1_000_000_000, "timeout": 1_000_000_000, "retries"
 
 @pytest.fixture
 def backend() -> Iterator[DockerActionBackend]:
-    b = DockerActionBackend(timeout_s=30, stop_timeout_s=2)
+    b = DockerActionBackend(timeout_s=30, stop_timeout_s=2, in_flight_s=0)  # one look each
     yield b
     b.close()
 
@@ -177,6 +177,36 @@ async def test_timed_out_restart_is_reported_and_reconciled_later(
         assert answer is TOOK
     finally:
         slow.close()
+
+
+async def test_reconcile_waits_for_a_restart_still_under_way_in_the_daemon(
+        janitor: ContainerJanitor, client: Any) -> None:
+    """The replica that asked for a restart died during the stop (its PID 1 ignores TERM, so
+    the daemon waits the 3 s stop timeout): the restart lands anyway, and a reconcile begun
+    before it lands answers took_effect, not no_effect."""
+    c = janitor.run_busybox(SLEEPER, prefix="inflight")
+    wait_until(lambda: status_of(c) == "running", what="container running")
+    began = datetime.now(UTC)
+    elsewhere = asyncio.create_task(asyncio.to_thread(
+        client.api.restart, c.id, timeout=3))  # another process's call, left to the daemon
+    b = DockerActionBackend(timeout_s=5, stop_timeout_s=3, reconcile_poll_s=0.2)
+    try:
+        t0 = time.monotonic()
+        found = await b.reconcile(request(ActionKind.RESTART_CONTAINER, c.name), began)
+        assert found.status is TOOK, found
+        assert time.monotonic() - t0 >= 2.5  # it waited for the stop timeout to pass
+    finally:
+        b.close()
+        await elsewhere
+    # Once the bound has passed, a container that did not start since is no_effect.
+    late = DockerActionBackend(timeout_s=1, stop_timeout_s=0, in_flight_s=0.5)
+    try:
+        t0 = time.monotonic()
+        assert (await late.reconcile(request(ActionKind.RESTART_CONTAINER, c.name),
+                                     datetime.now(UTC))).status is NO_EFFECT
+        assert time.monotonic() - t0 >= 0.4
+    finally:
+        late.close()
 
 
 # --- start --------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from sre_agent.domain.notifications import (
     incident_card,
 )
 from sre_agent.domain.routing import Routes
-from sre_agent.ports import ChatDestination, EventStore, StoreUnavailable
+from sre_agent.ports import DELIVERY_LEASE_PREFIX, ChatDestination, EventStore, StoreUnavailable
 
 log = structlog.get_logger("sre_agent.delivery")
 MAX_ERROR = 300
@@ -184,7 +184,7 @@ class DeliveryWorker:
         if not self.leases:
             await self.sync(incident_id)
             return
-        key = f"delivery:{incident_id}"[:64]
+        key = f"{DELIVERY_LEASE_PREFIX}{incident_id}"[:64]
         if not await self.store.claim(key, self.owner, self.lease_ttl_s, self.clock()):
             return  # another replica delivers this incident's messages
         try:

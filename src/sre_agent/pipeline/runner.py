@@ -6,7 +6,8 @@ and resumed at start-up for every incident whose log moved past what was process
 With ``leases`` (several replicas on one PostgreSQL database), a worker first claims the
 incident's lease in the store: one replica at a time runs an incident's stages; a lease is
 renewed while its stages run and released after; the lease of a replica that died runs out
-after ``lease_ttl_s``, and another replica's sweep takes the incident over.
+after ``lease_ttl_s``, and every replica looks for leases that ran out about once a second,
+so another takes the incident over within a TTL and a second (the sweep is the safety net).
 
 With ``poll_s`` (a worker, or an ``all`` replica on PostgreSQL) the runner also finds work by
 itself: every ``poll_s`` it submits the pending incidents nobody holds a lease on, which is how
@@ -28,7 +29,7 @@ import structlog
 
 from sre_agent.observability import Metrics
 from sre_agent.pipeline.stages import Stage, load_work
-from sre_agent.ports import EventStore, StoreUnavailable
+from sre_agent.ports import DELIVERY_LEASE_PREFIX, EventStore, StoreUnavailable
 
 log = structlog.get_logger("sre_agent.runner")
 
@@ -38,7 +39,7 @@ class PipelineRunner:
                  stage_timeout_s: float = 60.0, metrics: Metrics | None = None,
                  retry_base_s: float = 2.0, retry_max_s: float = 60.0,
                  max_retries: int = 8, sweep_s: float = 30.0, leases: bool = False,
-                 lease_ttl_s: float = 30.0, owner: str | None = None,
+                 lease_ttl_s: float = 10.0, owner: str | None = None,
                  poll_s: float | None = None, active: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -52,6 +53,7 @@ class PipelineRunner:
         self.sweep_s = sweep_s
         self.leases = leases
         self.lease_ttl_s = lease_ttl_s
+        self.takeover_s = min(1.0, lease_ttl_s / 3)
         self.owner = owner or replica_id()
         self.poll_s = poll_s
         self.active = active
@@ -88,6 +90,7 @@ class PipelineRunner:
             self._tasks.append(asyncio.create_task(self._poll(), name="pipeline-poll"))
         if self.leases:
             self._tasks.append(asyncio.create_task(self._renew(), name="pipeline-leases"))
+            self._tasks.append(asyncio.create_task(self._take_over(), name="pipeline-takeover"))
 
     async def resume(self, *, polling: bool = False) -> int:
         """Submit every incident whose log moved past what was processed and that nothing here
@@ -134,6 +137,29 @@ class PipelineRunner:
                                        self.clock())
             except StoreUnavailable as exc:
                 log.warning("lease_renewal_failed", error=str(exc))
+
+    async def _take_over(self) -> None:
+        """Every ``takeover_s``, submit the incidents whose lease ran out (its holder died, or
+        could not release it): they are taken over within a TTL and a second of the holder's
+        last renewal, not at the next sweep. The replica that died was often the only one to
+        submit the incident: an HA pair's second delivery of an alert is a duplicate, and a
+        duplicate does not submit."""
+        while True:
+            await asyncio.sleep(self.takeover_s)
+            try:
+                rows = await self.store.list_leases(0.0)  # every lease row, run out or not
+            except StoreUnavailable as exc:
+                log.warning("lease_watch_failed", error=str(exc))
+                continue
+            now = self.clock()
+            for row in rows:
+                incident_id = str(row["incident_id"])
+                if incident_id.startswith(DELIVERY_LEASE_PREFIX):
+                    continue  # the delivery worker's, not pipeline work
+                if float(row["expires_at"]) < now and incident_id not in self._queued \
+                        and incident_id not in self._running and incident_id not in self._retries:
+                    log.info("lease_ran_out", incident_id=incident_id, owner=row["owner"])
+                    self.submit(incident_id)
 
     async def stop(self) -> None:
         for handle in self._retries.values():
@@ -201,17 +227,29 @@ class PipelineRunner:
         if not self.leases:
             return await self.process(incident_id)
         if not await self.store.claim(incident_id, self.owner, self.lease_ttl_s, self.clock()):
-            # Another replica works on it; when it stops, its lease runs out and a sweep here
-            # or elsewhere picks the incident up. Nothing to retry now.
+            # Another replica works on it; when it stops, its lease runs out and the lease
+            # watch here or elsewhere picks the incident up. Nothing to retry now.
             log.debug("incident_leased_elsewhere", incident_id=incident_id)
             return True
         try:
-            return await self.process(incident_id)
-        finally:
-            try:
-                await self.store.release(incident_id, self.owner)
-            except StoreUnavailable as exc:  # it runs out by itself
-                log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
+            ok = await self.process(incident_id)
+        except asyncio.CancelledError:
+            # Stopped mid-run (shutdown): the lease is kept, so it runs out within a TTL and
+            # another replica's lease watch takes the incident over; a released lease would
+            # leave it to the next sweep.
+            log.info("lease_left_to_run_out", incident_id=incident_id)
+            raise
+        except BaseException:
+            await self._release(incident_id)
+            raise
+        await self._release(incident_id)
+        return ok
+
+    async def _release(self, incident_id: str) -> None:
+        try:
+            await self.store.release(incident_id, self.owner)
+        except StoreUnavailable as exc:  # it runs out by itself
+            log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
 
     async def process(self, incident_id: str) -> bool:
         """Run every stage once for the incident; True when all stages completed."""
