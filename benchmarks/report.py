@@ -180,6 +180,11 @@ def llm_analysis(d: dict[str, Any]) -> list[str]:
                                            or "none"),
               "- combined engine, actions chosen by: "
               + (", ".join(f"{k} x{v}" for k, v in chosen.items()) or "—"),
+              *([f"- combined engine: {reports['combined']['decided_without_llm']} of "
+                 f"{reports['combined']['scenarios']} scenarios decided without waiting for "
+                 "the LLM (no answer of it could change their actions: `combine.py` rule 5); "
+                 "its latency column is the time to a decision, the LLM row's is the LLM's "
+                 "own analysis"] if "decided_without_llm" in reports["combined"] else []),
               *[f"- {v}" for v in d.get("verdicts", [])],
               "- rerun: `.venv/bin/python benchmarks/llm_analysis.py` (starts the local "
               "llama-server of `scripts/setup-local-llm.sh`); any other OpenAI-compatible "

@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--llm-url", help="an OpenAI-compatible endpoint: the LLM on, combined "
                                           "with the rules")
     parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--llm-threads", type=int, default=2,
+                        help="threads of the local llama-server (1 on a loaded machine)")
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5")
@@ -159,7 +161,7 @@ def main() -> None:
         server, model = find_parts()
         if server is None or model is None:
             sys.exit("llama-server or the model missing: run scripts/setup-local-llm.sh")
-        with running_llama_server(server, model) as running:
+        with running_llama_server(server, model, threads=args.llm_threads) as running:
             args.llm_url, args.llm_model = running.url, running.model
             measure(args)
         return
