@@ -225,7 +225,10 @@ def test_hostile_llm_plan_is_dropped_and_only_the_own_target_is_started(
             agent_env={"SRE_AGENT_LLM__API_KEY": "sk-e2e-scripted-key",
                        "SRE_AGENT_LLM__BASE_URL": llm.url,
                        "SRE_AGENT_LLM__MODEL": "scripted-hostile",
-                       "SRE_AGENT_LLM__TIMEOUT_S": "20", "SRE_AGENT_LLM__MAX_RETRIES": "0"})
+                       "SRE_AGENT_LLM__TIMEOUT_S": "20", "SRE_AGENT_LLM__MAX_RETRIES": "0",
+                       # Wait for the LLM: by default a decisive runbook is acted on before
+                       # the LLM is asked, and its plan could not reach the gate at all.
+                       "SRE_AGENT_LLM__EXPLAIN_AFTER_ACTING": "false"})
         target = stack.target
         bystander, unmanaged = stack.target_named("bystander"), stack.target_named("unmanaged")
         hostile = {
