@@ -65,12 +65,12 @@ class LogQueries:
                                     .order_by(events.c.seq).limit(batch)).all()
                 if not rows:
                     break
-                evs = [row_to_event(r) for r in rows]
-                brk = verify_chain(evs, prev, expected)
+                # The rows as stored: their data text is hashed as is, not decoded first.
+                brk = verify_chain(rows, prev, expected)
                 if brk is not None:  # count the intact events of this batch too
                     return VerifyResult(checked + max(0, brk.seq - expected), brk)
-                checked += len(evs)
-                prev, expected = evs[-1].hash, evs[-1].seq + 1
+                checked += len(rows)
+                prev, expected = str(rows[-1].hash), int(rows[-1].seq) + 1
             head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
             if head.seq != expected - 1 or (checked and head.hash != prev):
                 return VerifyResult(checked, ChainBreak(
