@@ -218,6 +218,44 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
+# Where a sampled stack's time is counted: the first pattern (in this order) that its frames
+# contain. Stacks of the thread holding the GIL (py-spy --gil), so this is Python CPU.
+PROFILE_BUCKETS = [
+    ("store write: ingest of a notification", "SqlEventStore.ingest"),
+    ("store write: projections", "apply_events"),
+    ("store write: append (hash, insert)", "SqlEventStore._append_in"),
+    ("store write: transaction, leases, progress", "SqlEventStore._run_batch"),
+    ("store read", "SqlEventStore._read"),
+    ("docker: container list", "DockerEvidence.list_containers"),
+    ("docker: inspect + logs", "DockerEvidence._state_sync"),
+    ("prometheus queries (thread)", "PrometheusEvidence._"),
+    ("http probe", "HttpProbe.probe"),
+    ("webhook route", "alertmanager_webhook"),
+    ("rules engine", "RulesAnalyzer"),
+    ("analyse stage (evidence, events)", "AnalyseStage.run"),
+    ("remediation stage", "Remediation"),
+    ("runner", "PipelineRunner"),
+    ("thread hand-offs (to_thread)", "to_thread"),
+    ("thread pool", "_worker (concurrent"),
+    ("HTTP server, middleware, event loop", "_run_once"),
+]
+
+
+def profile_breakdown(path: Path) -> dict[str, Any]:
+    """Shares of the samples in a py-spy raw (collapsed) profile, by PROFILE_BUCKETS."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        bucket = next((name for name, pattern in PROFILE_BUCKETS if pattern in stack), "other")
+        counts[bucket] = counts.get(bucket, 0) + int(n)
+    shares = {k: round(v / total, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+    return {"samples": total, "share": shares}
+
+
 def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
     exe = Path(PYTHON).with_name("py-spy")
     if not exe.exists():
@@ -262,9 +300,12 @@ async def run_case(backend: str, workers: int, replicas: int, groups: int,
             drained = await wait_backlogs(bases, timeout)
             cpu1 = [cpu_seconds(a.pid) for a in agents]
             load_after = load_average()
-            if spy is not None:
+            profiled: dict[str, Any] | None = None
+            if spy is not None and profile is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes what it has
                 spy.wait(60)
+                out = profile / f"{tag}.folded.txt"
+                profiled = profile_breakdown(out) if out.exists() else None
             checks = store_checks(engine, groups)
             engine.dispose()
         finally:
@@ -283,6 +324,7 @@ async def run_case(backend: str, workers: int, replicas: int, groups: int,
         "agent_cpu_ms_per_incident": round(
             sum(sum(b) - sum(a) for a, b in zip(cpu0, cpu1, strict=True)) / groups * 1000, 2),
         **checks,
+        **({"profile_gil": profiled} if profiled else {}),
     }
     print(json.dumps({k: result[k] for k in (
         "backend", "workers", "replicas", "incidents_per_s", "posting_s",
@@ -316,6 +358,9 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--output", default="incident_throughput")
+    parser.add_argument("--label", default="this checkout",
+                        help="what code the agents ran (e.g. 'main 0f4865a' with "
+                        "PYTHONPATH=<that checkout>/src, which the serve processes inherit)")
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     replica_counts = [int(r) for r in args.replicas.split(",")]
@@ -337,6 +382,7 @@ async def main() -> None:
                                         args.profile, args.timeout))
     result = {
         "machine": {**machine(), **machine_size()},
+        "code": args.label,
         "setup": {"groups": args.groups, "containers": args.containers,
                   "prometheus": not args.no_prometheus, "post_concurrency": CONCURRENCY,
                   "mode": "approval (default)", "engine": "rules"},
