@@ -264,6 +264,14 @@ def incident_throughput(d: dict[str, Any]) -> list[str]:
     if before is not None:
         lines += ["", f"Before this work ({before.get('code', '?')}), same script, "
                   f"{before['machine'].get('date', '?')}:", "", *_throughput_table(before)]
+    ab = load("incident_throughput_ab")
+    if ab is not None:
+        lines += ["", f"Alternating runs, {ab['setup']}:", "",
+                  "| run | code | incidents/s | agent CPU ms per incident | load 1m before |",
+                  "| --- | --- | --- | --- | --- |"]
+        for i, run in enumerate(ab["runs"], 1):
+            lines.append(f"| {i} | {run['code']} | {run['incidents_per_s']} | "
+                         f"{run['agent_cpu_ms_per_incident']} | {run['load_1m']} |")
     if d.get("note"):
         lines += ["", f"{d['note']}"]
     return lines
