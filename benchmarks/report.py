@@ -343,6 +343,66 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
     return out
 
 
+def _throughput_table(d: dict[str, Any]) -> list[str]:
+    lines = ["| back end | workers | replicas | incidents/s | first POST to last diagnosis s "
+             "| of which posting s | agent CPU ms per incident | load 1m before |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in d["cases"]:
+        lines.append(f"| {c['backend']} | {c['workers']} | {c['replicas']} | "
+                     f"{c['incidents_per_s']} | {c['first_post_to_last_diagnosis_s']} | "
+                     f"{c['posting_s']} | {c['agent_cpu_ms_per_incident']} | "
+                     f"{c['load_average_before'][0]} |")
+    return lines
+
+
+def incident_throughput(d: dict[str, Any]) -> list[str]:
+    setup = d["setup"]
+    lines = [f"- {setup['groups']} distinct alert groups (one incident each) on "
+             f"{setup['containers']} real containers, Prometheus "
+             f"{'on' if setup['prometheus'] else 'off'}, {setup['engine']}, mode "
+             f"{setup['mode']}; code: {d.get('code', '?')}", "", *_throughput_table(d), ""]
+    failed = sorted({k for c in d["cases"] for k, ok in c["checks"].items() if not ok})
+    lines.append("- checks (one incident per group, one diagnosis each, Docker evidence and "
+                 "target resolution OK for every incident): "
+                 + ("all met" if not failed else "**not met**: " + ", ".join(failed)))
+    best = max(d["cases"], key=lambda c: c["incidents_per_s"] or 0)
+    target = d["target_incidents_per_s_min"]
+    lines.append(f"- best: {best['incidents_per_s']} incidents/s ({best['backend']}, workers "
+                 f"{best['workers']}, replicas {best['replicas']}; target >= {target:g}): "
+                 f"{verdict((best['incidents_per_s'] or 0) >= target)}")
+    before = load("incident_throughput_before")
+    if before is not None:
+        lines += ["", f"Before this work ({before.get('code', '?')}), same script, "
+                  f"{before['machine'].get('date', '?')}:", "", *_throughput_table(before)]
+    ab = load("incident_throughput_ab")
+    if ab is not None:
+        lines += ["", f"Alternating runs, {ab['setup']}:", "",
+                  "| run | code | incidents/s | agent CPU ms per incident | load 1m before |",
+                  "| --- | --- | --- | --- | --- |"]
+        for i, run in enumerate(ab["runs"], 1):
+            lines.append(f"| {i} | {run['code']} | {run['incidents_per_s']} | "
+                         f"{run['agent_cpu_ms_per_incident']} | {run['load_1m']} |")
+    if d.get("note"):
+        lines += ["", f"{d['note']}"]
+    return lines
+
+
+def audit_postgres(d: dict[str, Any]) -> list[str]:
+    v = d["verify_intact"]
+    lines = [f"- {d['store']['events']:,} events ({d['store']['db_mb']} MB) built in "
+             f"{d['store']['build_s']} s; verify runs {v['seconds']} s, peak RSS "
+             f"{v['peak_rss_mb']} MB; load before verifying "
+             f"{d['machine'].get('load_average_before_verify', '?')}",
+             *verdict_list(d)]
+    before = load("audit_verify_postgresql_before")
+    if before is not None:
+        b = before["verify_intact"]
+        lines.append(f"- before ({before.get('code', '?')}): median {b['median_s']} s, runs "
+                     f"{b['seconds']} s, peak RSS {b.get('peak_rss_mb', '?')} MB, load "
+                     f"{before['machine'].get('load_average_before_verify', '?')}")
+    return lines
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
@@ -374,6 +434,10 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      "benchmarks/time_to_recover.py", ttr),
     ("time_to_recover_llm", "Time to recover with the LLM on (combined engine, the 1.5B model)",
      "benchmarks/time_to_recover.py --llm-url ...", ttr),
+    ("incident_throughput", "Distinct incidents analysed per second (rules, real Docker)",
+     "benchmarks/incident_throughput.py", incident_throughput),
+    ("audit_verify_postgresql", "audit verify over 1,000,000 events on PostgreSQL",
+     "benchmarks/audit_verify.py --postgres --events 1000000", audit_postgres),
 ]
 
 

@@ -89,7 +89,8 @@ def build_analysis(settings: Settings, *, use_docker: bool = True,
     prometheus = (PrometheusEvidence(settings.prometheus_url, timeout)
                   if settings.prometheus_url else None)
     docker = DockerEvidence(timeout, settings.log_tail_lines) if use_docker else None
-    resolver = (DockerTargetResolver(docker, scope_label=settings.scope_label)
+    resolver = (DockerTargetResolver(docker, scope_label=settings.scope_label,
+                                     list_cache_s=settings.docker_list_cache_s)
                 if docker else None)
     sources: list[EvidenceSource] = [s for s in (prometheus, docker) if s is not None]
     sources.append(HttpProbe(timeout))

@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     notify_url: str | None = None
     runbooks_dir: str | None = None
     evidence_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # Target resolution reuses Docker's container list for this long (0: list per incident).
+    # Only the label -> container mapping is reused; each target's state and logs are read
+    # fresh per incident, and a label that the reused list cannot resolve is listed again.
+    docker_list_cache_s: float = Field(default=1.0, ge=0, le=60)
     log_tail_lines: int = Field(default=50, ge=0, le=2000)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 

@@ -74,6 +74,17 @@ class IncidentPage:
     next_cursor: int | None
 
 
+@dataclass
+class IncidentSnapshot:
+    """One incident as a pipeline run sees it, read at one moment: its projection row, its
+    alerts, its log and the control state (mode, pause)."""
+
+    incident: dict[str, Any]
+    alerts: list[dict[str, Any]]
+    events: list[StoredEvent]
+    control: dict[str, str]
+
+
 class EventStore(Protocol):
     async def ingest(self, notification: WebhookNotification) -> IngestResult: ...
 
@@ -92,6 +103,11 @@ class EventStore(Protocol):
     async def verify(self) -> VerifyResult: ...
 
     async def get_incident(self, incident_id: str) -> dict[str, Any] | None: ...
+
+    async def incident_snapshot(self, incident_id: str) -> IncidentSnapshot | None:
+        """The incident, all its alerts and events, and the control state, in one read (one
+        connection and one transaction); None when there is no such incident."""
+        ...
 
     async def incident_alerts(self, incident_id: str, *, offset: int = 0,
                               limit: int | None = None) -> list[dict[str, Any]]:

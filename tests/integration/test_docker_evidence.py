@@ -267,3 +267,41 @@ async def test_nothing_resolves(evidence: DockerEvidence) -> None:
     assert targets == []
     assert ev.status is EvidenceStatus.NO_DATA and ev.error is None
     assert "no container matches" in ev.data["reason"]
+
+
+class CountingDocker(DockerEvidence):
+    """The real adapter, counting how often it lists containers."""
+
+    listings = 0
+
+    def list_containers(self, label_filters: Any = None) -> Any:
+        self.listings += 1
+        return super().list_containers(label_filters)
+
+
+async def test_listing_is_shared_and_reused_but_never_misses_a_new_container(
+        janitor: ContainerJanitor) -> None:
+    docker_ev = CountingDocker(timeout_s=TIMEOUT_S, log_tail=5)
+    resolver = DockerTargetResolver(docker_ev, list_cache_s=60)
+    try:
+        a = janitor.run_busybox(["sleep", "300"], prefix="cache-a")
+        # ten concurrent resolutions: one listing in flight, shared
+        results = await asyncio.gather(*(resolver.resolve(ctx_for({"container": a.name}))
+                                         for _ in range(10)))
+        assert all([t.name for t in targets] == [a.name] for targets, _ in results)
+        assert docker_ev.listings == 1
+        targets, ev = await resolver.resolve(ctx_for({"container": a.name}))
+        assert [t.name for t in targets] == [a.name] and docker_ev.listings == 1
+        assert 0 <= ev.data["container_list_age_s"] < 60  # said, on the evidence
+        # a container the reused list does not know yet is looked up in a new list
+        b = janitor.run_busybox(["sleep", "300"], prefix="cache-b")
+        targets, ev = await resolver.resolve(ctx_for({"container": b.name}))
+        assert [(t.name, t.verified) for t in targets] == [(b.name, True)]
+        assert docker_ev.listings == 2 and "container_list_age_s" not in ev.data
+        # and without a cache, every resolution lists
+        plain = DockerTargetResolver(docker_ev)
+        await plain.resolve(ctx_for({"container": a.name}))
+        await plain.resolve(ctx_for({"container": a.name}))
+        assert docker_ev.listings == 4
+    finally:
+        docker_ev.close()

@@ -113,6 +113,28 @@ async def test_rebuilt_projections_equal_live_ones(store_url: str) -> None:
         await store.close()
 
 
+async def test_incident_snapshot_equals_the_separate_reads(store_url: str) -> None:
+    store = SqlEventStore(store_url)
+    try:
+        first = await store.ingest(WebhookNotification.model_validate(notification(
+            [alert(fingerprint="s1"), alert(fingerprint="s2")], group_key="snap")))
+        other = await store.ingest(WebhookNotification.model_validate(notification(
+            [alert(fingerprint="s3")], group_key="other")))
+        await store.append([NewEvent(EventType.PAUSED, Actor.operator("x"), None, {})])
+        incident_id = first.touched[0]
+        snap = await store.incident_snapshot(incident_id)
+        assert snap is not None
+        assert snap.incident == await store.get_incident(incident_id)
+        assert snap.alerts == await store.incident_alerts(incident_id)
+        assert [a["fingerprint"] for a in snap.alerts] == ["s1", "s2"]
+        assert snap.events == await store.list_events(incident_id=incident_id, limit=1000)
+        assert other.touched[0] not in {e.incident_id for e in snap.events}
+        assert snap.control == await store.control_state() == {"paused": "true"}
+        assert await store.incident_snapshot("inc-none") is None
+    finally:
+        await store.close()
+
+
 class RecordingStage:
     name = "record"
 

@@ -32,7 +32,13 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.domain.policy import GateHistory
-from sre_agent.ports import IncidentPage, IngestResult, StoreUnavailable, VerifyResult
+from sre_agent.ports import (
+    IncidentPage,
+    IncidentSnapshot,
+    IngestResult,
+    StoreUnavailable,
+    VerifyResult,
+)
 
 
 def _ts(at: str) -> float:
@@ -246,6 +252,14 @@ class InMemoryEventStore:
     async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
         inc = self.incidents.get(incident_id)
         return dict(inc) if inc else None
+
+    async def incident_snapshot(self, incident_id: str) -> IncidentSnapshot | None:
+        incident = await self.get_incident(incident_id)
+        if incident is None:
+            return None
+        return IncidentSnapshot(incident, await self.incident_alerts(incident_id),
+                                await self.list_events(incident_id=incident_id, limit=100_000),
+                                await self.control_state())
 
     async def incident_alerts(self, incident_id: str, *, offset: int = 0,
                               limit: int | None = None) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -80,3 +81,34 @@ def test_hash_from_text_equals_hash_from_data(data: dict[str, object], actor: st
     kw = {"seq": seq, "incident_id": incident, "type": "AlertReceived", "at": "t",
           "actor": actor, "prev_hash": GENESIS_HASH}
     assert event_hash_from_text(**kw, data_text=text) == event_hash(**kw, data=data)
+
+
+def stored_rows(events: list[StoredEvent]) -> list[StoredEvent]:
+    """The same records as the store holds them: data as its canonical JSON text."""
+    return [replace(e, data=canonical_json(e.data)) for e in events]  # type: ignore[arg-type]
+
+
+def test_stored_text_records_verify_without_decoding() -> None:
+    assert verify_chain(stored_rows(chain(5)), GENESIS_HASH, 1) is None
+
+
+def test_changed_stored_text_is_detected_at_its_seq() -> None:
+    rows = stored_rows(chain(5))
+    rows[2] = replace(rows[2], data=rows[2].data.replace('"n":3', '"n":4'))  # type: ignore[attr-defined]
+    brk = verify_chain(rows, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 3 and "content" in brk.reason
+
+
+def test_text_that_is_not_json_is_a_break_not_a_crash() -> None:
+    rows = stored_rows(chain(3))
+    rows[1] = replace(rows[1], data="{not json")  # type: ignore[arg-type]
+    brk = verify_chain(rows, GENESIS_HASH, 1)
+    assert brk is not None and brk.seq == 2
+
+
+def test_reformatted_but_equal_text_still_verifies() -> None:
+    """Text written in another JSON layout (same content) is judged on its content, as when
+    every record was decoded first."""
+    rows = stored_rows(chain(3))
+    rows[1] = replace(rows[1], data=json.dumps(chain(3)[1].data, indent=2))  # type: ignore[arg-type]
+    assert verify_chain(rows, GENESIS_HASH, 1) is None

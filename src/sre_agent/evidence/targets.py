@@ -195,10 +195,40 @@ class DockerTargetResolver:
     """Implements the ``TargetResolver`` protocol on top of :class:`DockerEvidence`."""
 
     def __init__(self, docker: DockerEvidence, timeout_s: float | None = None,
-                 scope_label: str = DEFAULT_SCOPE_LABEL) -> None:
+                 scope_label: str = DEFAULT_SCOPE_LABEL, list_cache_s: float = 0.0) -> None:
         self.docker = docker
         self.timeout_s = timeout_s if timeout_s is not None else docker.timeout_s
         self.scope_label = scope_label
+        # Concurrent resolutions share one container listing in flight, and a listing is
+        # reused for ``list_cache_s`` (0: every resolution lists). It only maps alert labels
+        # to containers: each target's state and logs are still read fresh per incident.
+        self.list_cache_s = max(0.0, list_cache_s)
+        self._listed: tuple[float, list[ContainerSummary]] | None = None  # (asked at, list)
+        self._listing: asyncio.Task[list[ContainerSummary]] | None = None
+
+    async def _fetch(self, asked_at: float) -> list[ContainerSummary]:
+        found = await asyncio.to_thread(self.docker.list_containers)
+        if self._listed is None or self._listed[0] < asked_at:
+            self._listed = (asked_at, found)
+        return found
+
+    async def _containers(self, *, fresh: bool) -> tuple[list[ContainerSummary], float | None]:
+        """Docker's container list, and its age in seconds when it came from the cache."""
+        if self.list_cache_s <= 0:
+            return await asyncio.wait_for(asyncio.to_thread(self.docker.list_containers),
+                                          self.timeout_s), None
+        now = time.monotonic()
+        listed = self._listed
+        if not fresh and listed is not None and now - listed[0] <= self.list_cache_s:
+            return listed[1], round(now - listed[0], 3)
+        loop = asyncio.get_running_loop()
+        task = self._listing
+        # A listing in flight was asked for after the cached one: newer, so it is joined.
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = loop.create_task(self._fetch(now))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._listing = task
+        return await asyncio.wait_for(asyncio.shield(task), self.timeout_s), None
 
     async def resolve(self, ctx: AlertContext) -> tuple[list[ResolvedTarget], Evidence]:
         start = time.perf_counter()
@@ -206,11 +236,16 @@ class DockerTargetResolver:
             a.get("labels") or {} for a in ctx.alerts] or [ctx.labels]
         containers: list[ContainerSummary] | None = []
         error: str | None = None
+        age: float | None = None
         useful = (*NAME_LABELS, "job", "instance")
         try:
             if any(labels.get(key) for labels in label_sets for key in useful):
-                containers = await asyncio.wait_for(
-                    asyncio.to_thread(self.docker.list_containers), self.timeout_s)
+                containers, age = await self._containers(fresh=False)
+                if age is not None:
+                    cached = resolve_targets(label_sets, containers)
+                    if cached.unresolved or not cached.targets:
+                        # Never miss a container because the listing was a second old.
+                        containers, age = await self._containers(fresh=True)
         except TimeoutError:
             containers, error = None, f"docker unreachable: timed out after {self.timeout_s:g}s"
         except DockerUnavailable as exc:
@@ -230,6 +265,8 @@ class DockerTargetResolver:
             "in_scope": {t.name: t.verified and _scope_matches(t.labels, self.scope_label)
                          for t in res.targets},
         }
+        if age is not None:
+            data["container_list_age_s"] = age
         if error:
             status = EvidenceStatus.ERROR
         elif res.targets:

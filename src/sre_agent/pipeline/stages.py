@@ -38,10 +38,8 @@ class Stage(Protocol):
 
 
 async def load_work(store: EventStore, incident_id: str) -> IncidentWork | None:
-    incident = await store.get_incident(incident_id)
-    if incident is None:
+    """One read of the store (not four): it runs before every stage of every incident."""
+    snap = await store.incident_snapshot(incident_id)
+    if snap is None:
         return None
-    alerts = await store.incident_alerts(incident_id)
-    events = await store.list_events(incident_id=incident_id, limit=100_000)
-    control = await store.control_state()
-    return IncidentWork(incident, alerts, events, control)
+    return IncidentWork(snap.incident, snap.alerts, snap.events, snap.control)

@@ -16,7 +16,7 @@ from sre_agent.domain.events import (
     verify_chain,
 )
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.ports import IncidentPage, VerifyResult
+from sre_agent.ports import IncidentPage, IncidentSnapshot, VerifyResult
 from sre_agent.store.schema import (
     alerts,
     chain_head,
@@ -28,6 +28,7 @@ from sre_agent.store.schema import (
 )
 
 T = TypeVar("T")
+MAX_SNAPSHOT_EVENTS = 100_000  # an incident's log as a pipeline run reads it, at most
 
 
 def row_to_event(row: Any) -> StoredEvent:
@@ -72,12 +73,12 @@ class LogQueries:
                                     .order_by(events.c.seq).limit(batch)).all()
                 if not rows:
                     break
-                evs = [row_to_event(r) for r in rows]
-                brk = verify_chain(evs, prev, expected)
+                # The rows as stored: their data text is hashed as is, not decoded first.
+                brk = verify_chain(rows, prev, expected)
                 if brk is not None:  # count the intact events of this batch too
                     return VerifyResult(checked + max(0, brk.seq - expected), brk)
-                checked += len(evs)
-                prev, expected = evs[-1].hash, evs[-1].seq + 1
+                checked += len(rows)
+                prev, expected = str(rows[-1].hash), int(rows[-1].seq) + 1
             head = conn.execute(select(chain_head.c.seq, chain_head.c.hash)).one()
             if head.seq != expected - 1 or (checked and head.hash != prev):
                 return VerifyResult(checked, ChainBreak(
@@ -89,6 +90,23 @@ class LogQueries:
         def run(conn: Connection) -> dict[str, Any] | None:
             row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
             return dict(row._mapping) if row else None
+        return await self._read(run)
+
+    async def incident_snapshot(self, incident_id: str) -> IncidentSnapshot | None:
+        def run(conn: Connection) -> IncidentSnapshot | None:
+            with conn.begin():  # one transaction: the four reads see one state of the store
+                row = conn.execute(select(incidents).where(incidents.c.id == incident_id)
+                                   ).first()
+                if row is None:
+                    return None
+                alert_rows = conn.execute(select(alerts).where(
+                    alerts.c.incident_id == incident_id).order_by(alerts.c.id))
+                found = [dict(r._mapping) for r in alert_rows]
+                evs = [row_to_event(r) for r in conn.execute(
+                    select(events).where(events.c.incident_id == incident_id)
+                    .order_by(events.c.seq).limit(MAX_SNAPSHOT_EVENTS))]
+                state = {r.key: r.value for r in conn.execute(select(control))}
+            return IncidentSnapshot(dict(row._mapping), found, evs, state)
         return await self._read(run)
 
     async def incident_alerts(self, incident_id: str, *, offset: int = 0,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sre_agent.domain.events.types import EventType
 
@@ -124,7 +125,47 @@ class ChainBreak:
     reason: str
 
 
-def verify_chain(events: list[StoredEvent], prev_hash: str = GENESIS_HASH,
+class ChainRecord(Protocol):
+    """What the chain check reads of one record: a StoredEvent (``data`` decoded), or a row
+    of the log as stored (``data`` the canonical JSON text that was hashed)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def incident_id(self) -> str | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def at(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def data(self) -> Any: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+
+
+def record_hash_matches(ev: ChainRecord) -> bool:
+    """Whether the record's hash is the hash of its content. Stored text is hashed as it is
+    (no decoding: what append hashed); text that does not match is decoded and hashed in
+    canonical form, so a record only ever fails when its content really differs."""
+    data = ev.data
+    if isinstance(data, str):
+        if event_hash_from_text(seq=ev.seq, incident_id=ev.incident_id, type=ev.type,
+                                at=ev.at, actor=ev.actor, data_text=data,
+                                prev_hash=ev.prev_hash) == ev.hash:
+            return True
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return False
+    return bool(event_hash(seq=ev.seq, incident_id=ev.incident_id, type=ev.type, at=ev.at,
+                           actor=ev.actor, data=data, prev_hash=ev.prev_hash) == ev.hash)
+
+
+def verify_chain(events: Iterable[ChainRecord], prev_hash: str = GENESIS_HASH,
                  expected_seq: int | None = None) -> ChainBreak | None:
     """Walk a run of events; return the first break, or None when the run is intact."""
     for ev in events:
@@ -133,9 +174,7 @@ def verify_chain(events: list[StoredEvent], prev_hash: str = GENESIS_HASH,
                               f"found {ev.seq}")
         if ev.prev_hash != prev_hash:
             return ChainBreak(ev.seq, "prev_hash does not match the previous record's hash")
-        recomputed = event_hash(seq=ev.seq, incident_id=ev.incident_id, type=ev.type, at=ev.at,
-                                actor=ev.actor, data=ev.data, prev_hash=ev.prev_hash)
-        if recomputed != ev.hash:
+        if not record_hash_matches(ev):
             return ChainBreak(ev.seq, "hash does not match the record's content")
         prev_hash = ev.hash
         expected_seq = ev.seq + 1
