@@ -98,6 +98,9 @@ async def test_combined_is_never_below_the_rules(real_llm: LlamaServer, name: st
     combined = FallbackAnalyzer.from_settings(settings(real_llm), rules, combine=True)
     by_rules = score(s, await analyse(rules, s))
     diagnosis = await analyse(combined, s)
+    if diagnosis.explanation_pending:  # decided at once (combine rule 5): the LLM explains
+        diagnosis = await combined.explain(s.context(), list(s.targets), list(s.evidence),
+                                           diagnosis)
     by_combined = score(s, diagnosis)
     assert diagnosis.engine is Engine.LLM, diagnosis.fallback_reason
     assert diagnosis.action_engine is not None and diagnosis.action_reason
