@@ -82,7 +82,10 @@ def one_run(stack: DemoStack, index: int, explained: bool = False) -> dict[str, 
         wait_event(stack, incident, "VerificationPassed", WAIT_S)
         wait_event(stack, incident, "IncidentResolved", WAIT_S)
         if explained:  # the LLM on: its explanation arrives after the fix (combine.py rule 5)
-            wait_event(stack, incident, "DiagnosisExplained", 4 * WAIT_S)
+            try:
+                wait_event(stack, incident, "DiagnosisExplained", 2 * WAIT_S)
+            except AssertionError:  # a slow model: recorded as missing, not a failed run
+                print(f"no DiagnosisExplained within {2 * WAIT_S:g}s", flush=True)
     events = stack.events(incident=incident)
     timeline.add_agent_events(events)
     timeline.add_container(stack.target, after=fault)
@@ -105,8 +108,8 @@ def one_run(stack: DemoStack, index: int, explained: bool = False) -> dict[str, 
         "detection_s": received - fault, "agent_s": started - received,
         "docker_s": succeeded - started, "confirmation_s": resolved - succeeded,
         "ttr_s": succeeded - fault, "fault_to_resolved_s": resolved - fault,
-        **({"explanation_after_action_s": explained_at - succeeded}
-           if explained_at is not None else {}),
+        **({"explanation_after_action_s": explained_at - succeeded
+            if explained_at is not None else None} if explained else {}),
         "detail": {
             "fault_to_pending_s": None if active_at is None else active_at - fault,
             "pending_to_firing_seen_s": None if active_at is None or firing_seen is None
@@ -234,8 +237,11 @@ def measure(args: argparse.Namespace) -> None:
                         "and the verification, which follow the recovery",
         },
         **({"explanation_after_action_median_s": statistics.median(
-            r["explanation_after_action_s"] for r in measured)}
-           if all("explanation_after_action_s" in r for r in measured) and measured else {}),
+            r["explanation_after_action_s"] for r in measured
+            if r["explanation_after_action_s"] is not None) if any(
+                r.get("explanation_after_action_s") is not None for r in measured) else None,
+            "explanations_missing": sum(r.get("explanation_after_action_s") is None
+                                        for r in measured)} if args.llm_url else {}),
         "agent_share_of_ttr": agent_share,
         "agent_share_of_ttr_per_run": shares,
         "ttr_over_floor": ratio,
