@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sre_agent.domain.events import utc_now
-from sre_agent.domain.notifications import Sent
+from sre_agent.domain.notifications import Delivered, Message, Sent
 from sre_agent.shared.redact import redact
 
 MAX_ERROR = 300
@@ -107,3 +107,27 @@ async def request(client: Client, method: str, url: str, *, scrub: Scrubber, pee
     return response, Sent(ok=False, status_code=code, retryable=retryable,
                           retry_after_s=retry_after(response.headers) if retryable else None,
                           error=scrub(f"{peer} answered {code}" + (f": {text}" if text else "")))
+
+
+class WebhookPoster:
+    """A destination that POSTs each message as JSON to one secret URL (a Slack incoming
+    webhook, a Teams workflow): subclasses say what to post (``messages``) and name the peer."""
+
+    peer = "webhook"
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.client = Client(timeout_s)
+        self.scrub = Scrubber([url])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def send(self, message: Message, have: Delivered | None) -> Sent:
+        response, failed = await request(self.client, "POST", self.url,
+                                         scrub=self.scrub, peer=self.peer,
+                                         json_body=message.body)
+        if failed is not None or response is None:
+            return failed or Sent(ok=False, error="no answer")
+        return Sent(ok=True, status_code=response.status_code)

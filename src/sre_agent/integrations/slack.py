@@ -27,7 +27,7 @@ from sre_agent.domain.notifications import (
     milestones,
 )
 from sre_agent.domain.routing import Destination
-from sre_agent.integrations.http import Client, Scrubber, request
+from sre_agent.integrations.http import Client, Scrubber, WebhookPoster, request
 from sre_agent.shared.redact import redact
 
 APPROVE, REJECT, OPEN = "approve", "reject", "open_incident"
@@ -211,16 +211,12 @@ class SlackBot:
         return failed or Sent(ok=True, status_code=200)
 
 
-class SlackWebhook:
+class SlackWebhook(WebhookPoster):
     """A Slack incoming webhook: notify-only, one post per milestone. ``ChatDestination``."""
 
     name = Destination.SLACK
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.timeout_s = timeout_s
-        self.client = Client(timeout_s)
-        self.scrub = Scrubber([url])
+    peer = "Slack webhook"
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
         out = []
@@ -237,14 +233,3 @@ class SlackWebhook:
                         + f" <{card.approvals_url}|approve on the dashboard>"}
             out.append(Message(key, "post", body, digest_of(body)))
         return out
-
-    async def close(self) -> None:
-        await self.client.close()
-
-    async def send(self, message: Message, have: Delivered | None) -> Sent:
-        response, failed = await request(self.client, "POST", self.url,
-                                         scrub=self.scrub, peer="Slack webhook",
-                                         json_body=message.body)
-        if failed is not None or response is None:
-            return failed or Sent(ok=False, error="no answer")
-        return Sent(ok=True, status_code=response.status_code)

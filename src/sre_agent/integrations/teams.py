@@ -16,12 +16,11 @@ from sre_agent.domain.notifications import (
     Delivered,
     IncidentCard,
     Message,
-    Sent,
     digest_of,
     milestones,
 )
 from sre_agent.domain.routing import Destination
-from sre_agent.integrations.http import Client, Scrubber, request
+from sre_agent.integrations.http import WebhookPoster
 from sre_agent.shared.redact import redact
 
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -72,16 +71,12 @@ def adaptive_card(card: IncidentCard, key: str) -> dict[str, Any]:
         {"contentType": CARD_TYPE, "contentUrl": None, "content": content}]}
 
 
-class TeamsWorkflow:
+class TeamsWorkflow(WebhookPoster):
     """Posts Adaptive Cards to a Teams Workflows webhook URL. ``ChatDestination``."""
 
     name = Destination.TEAMS
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self.url = url
-        self.timeout_s = timeout_s
-        self.client = Client(timeout_s)
-        self.scrub = Scrubber([url])
+    peer = "Teams workflow"
 
     def messages(self, card: IncidentCard, have: Mapping[str, Delivered]) -> list[Message]:
         out = []
@@ -89,14 +84,3 @@ class TeamsWorkflow:
             body = adaptive_card(card, key)
             out.append(Message(key, "post", body, digest_of(body)))
         return out
-
-    async def close(self) -> None:
-        await self.client.close()
-
-    async def send(self, message: Message, have: Delivered | None) -> Sent:
-        response, failed = await request(self.client, "POST", self.url,
-                                         scrub=self.scrub, peer="Teams workflow",
-                                         json_body=message.body)
-        if failed is not None or response is None:
-            return failed or Sent(ok=False, error="no answer")
-        return Sent(ok=True, status_code=response.status_code)
