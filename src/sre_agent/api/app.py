@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -44,8 +45,24 @@ ROUTERS = (health, webhook, status, incidents, actions, policy, audit, control, 
            web)
 # A worker runs the pipeline and serves only what an orchestrator and Prometheus ask of it.
 WORKER_ROUTERS = (health,)
+SHUTDOWN_STEP_S = 15.0
 WORKER_NOT_FOUND = ("this is a worker replica (--role worker): it serves /health, /ready and "
                     "/metrics only; send webhooks and operator requests to an api or all replica")
+
+
+async def bounded(step: str, call: Coroutine[Any, Any, None],
+                  timeout_s: float = SHUTDOWN_STEP_S) -> None:
+    """Run one shutdown step for at most ``timeout_s``; past that it is left behind, logged.
+
+    ``asyncio.wait`` rather than ``wait_for``: wait_for waits for a cancelled call to finish,
+    which is what a stuck call never does."""
+    task = asyncio.ensure_future(call)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        log.warning("shutdown_step_timed_out", step=step, timeout_s=timeout_s)
+    elif not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("shutdown_step_failed", step=step, error=repr(exc)[:300])
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -64,10 +81,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         try:
             yield
         finally:
-            await services.delivery.stop()
-            await services.runner.stop()
-            await services.heartbeat.stop()
-            await services.store.close()
+            # Each step is bounded: a shutdown that hangs on one stuck await (a call that
+            # ignores cancellation) would keep the process, and a test run, from ending.
+            await bounded("delivery", services.delivery.stop())
+            await bounded("runner", services.runner.stop())
+            await bounded("heartbeat", services.heartbeat.stop())
+            await bounded("store", services.store.close())
             log.info("agent_stopped")
 
     app = FastAPI(title="SRE Agent", version=__version__, lifespan=lifespan,

@@ -103,6 +103,11 @@ class ExplainStage:
     def __init__(self, explanations: Explanations) -> None:
         self.explanations = explanations
 
+    async def stop(self) -> None:
+        """At shutdown: explanations in flight are dropped; a later run of the incident asks
+        again."""
+        await self.explanations.stop()
+
     async def run(self, work: IncidentWork, store: EventStore) -> None:
         produced = _last(work, EventType.DIAGNOSIS_PRODUCED)
         if produced is None or not produced.data.get("explanation_pending") \

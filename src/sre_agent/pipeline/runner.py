@@ -169,6 +169,13 @@ class PipelineRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for handle in self._retries.values():  # scheduled by the cancelled runs' cleanup
+            handle.cancel()
+        self._retries.clear()
+        for stage in self.stages:  # stages with work of their own (the LLM's explanations)
+            stop = getattr(stage, "stop", None)
+            if stop is not None:
+                await stop()
 
     async def wait_idle(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self._idle.wait(), timeout)
