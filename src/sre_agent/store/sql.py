@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
-    Row,
     bindparam,
     delete,
     insert,
@@ -162,14 +161,18 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
 
+    @staticmethod
+    def _lock_head(conn: Connection) -> tuple[int, str]:
+        """The chain head's (seq, hash), locked until the transaction ends (PostgreSQL)."""
+        head = conn.execute(_LOCK_HEAD).one()
+        return int(head.seq), str(head.hash)
+
     def _append_in(self, conn: Connection, new: list[NewEvent],
-                   head: Row[Any] | None = None) -> list[StoredEvent]:
+                   head: tuple[int, str] | None = None) -> list[StoredEvent]:
         """Append in this transaction; ``head`` is the chain head the caller already locked."""
         if not new:
             return []
-        if head is None:
-            head = conn.execute(_LOCK_HEAD).one()
-        seq, prev = int(head.seq), str(head.hash)
+        seq, prev = head if head is not None else self._lock_head(conn)
         at = utc_now().isoformat(timespec="microseconds")
         stored: list[StoredEvent] = []
         rows: list[dict[str, Any]] = []
@@ -197,7 +200,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                              new: list[NewEvent]) -> list[StoredEvent] | None:
         """Append only if the action is still in one of ``allowed`` statuses (atomically)."""
         def run(conn: Connection) -> list[StoredEvent] | None:
-            head = conn.execute(_LOCK_HEAD).one()
+            head = self._lock_head(conn)
             row = conn.execute(select(actions.c.status).where(actions.c.id == action_id)).first()
             if row is None or row.status not in allowed:
                 return None
@@ -207,7 +210,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
         def run(conn: Connection) -> IngestResult:
             # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
-            head = conn.execute(_LOCK_HEAD).one()
+            head = self._lock_head(conn)
             snap = self._snapshot(conn, notification)
             result = correlate(notification, snap, new_incident_id)
             stored = self._append_in(conn, result.events, head)
