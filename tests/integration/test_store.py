@@ -113,6 +113,50 @@ async def test_rebuilt_projections_equal_live_ones(store_url: str) -> None:
         await store.close()
 
 
+def _projection_rows(store: SqlEventStore) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the incident and alert projections (alerts without their surrogate id)."""
+    from sre_agent.store.schema import alerts, incidents
+
+    with store.engine.connect() as conn:
+        return {
+            "incidents": [tuple(r) for r in conn.execute(
+                incidents.select().order_by(incidents.c.opened_seq))],
+            "alerts": [tuple(r)[1:] for r in conn.execute(
+                alerts.select().order_by(alerts.c.received_seq, alerts.c.fingerprint))],
+        }
+
+
+async def test_batched_projections_equal_one_event_at_a_time(store_url: str) -> None:
+    """Appends fold their events in few statements (an incident opened with its alerts is
+    inserted with their counts; alerts to an open incident are counted in one UPDATE);
+    a rebuild applies the same events one by one. The rows must be the same."""
+    store = SqlEventStore(store_url)
+    try:
+        def send(alerts: list[dict[str, object]], group: str) -> WebhookNotification:
+            return WebhookNotification.model_validate(notification(alerts, group_key=group))
+
+        await store.ingest(send([alert(fingerprint="n1")], "g1"))  # opened with 1 alert
+        await store.ingest(send([alert(fingerprint=f"m{i}") for i in range(3)], "g2"))
+        await store.ingest(send([alert(fingerprint="n2"), alert(fingerprint="n3")], "g1"))
+        await store.ingest(send([alert(fingerprint="n1")], "g1"))  # a duplicate
+        await store.ingest(send([alert(fingerprint="m0", status="resolved"),
+                                 alert(fingerprint="m9")], "g2"))
+        await store.ingest(send([alert(fingerprint=f"m{i}", status="resolved")
+                                 for i in (1, 2, 9)], "g2"))  # g2 resolved
+        await store.ingest(send([alert(fingerprint="r1", status="resolved")], "g3"))
+        await store.ingest(send([alert(fingerprint="r1")], "g3"))  # its firing, late
+        await store.ingest(send([alert(fingerprint="m5")], "g2"))  # a new incident in g2
+        live = _projection_rows(store)
+        assert [(r[1], r[2], r[10], r[11]) for r in live["incidents"]] == [
+            ("g1", "open", 3, 3), ("g2", "resolved", 4, 0), ("g3", "resolved", 1, 0),
+            ("g2", "open", 1, 1)]
+        assert len(live["alerts"]) == 9
+        await store.rebuild_projections()
+        assert _projection_rows(store) == live
+    finally:
+        await store.close()
+
+
 async def test_incident_snapshot_equals_the_separate_reads(store_url: str) -> None:
     store = SqlEventStore(store_url)
     try:
