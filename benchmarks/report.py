@@ -248,16 +248,17 @@ def storm_replicas(d: dict[str, Any]) -> list[str]:
 
 
 STORM_REPLICAS_NOTE = (
-    "a POST costs the agents about 16 ms of CPU on PostgreSQL (11.6 ms on SQLite, one agent), "
-    "and a closed loop of 8 senders waits for it; with the machine's load average at 7-9 on 2 "
-    "cores (other engineers' suites), the two agents together ran on a CPU for a small part of "
-    "the storm (see the lines above), so most of each POST's latency was spent waiting for a "
-    "core, not in the agent. By design, appends of both replicas also serialise on the "
-    "`chain_head` row lock (one linear chain), so ingest on one database does not grow with "
-    "replicas; the split that should "
-    "move p99 is api/worker (ingest without the pipeline on the same core). Measured honestly: "
-    "p99 far above 100 ms on this run; rerun on a quiet machine before reading it as the "
-    "design's figure.")
+    "rerun 2026-12-02 on a quiet machine (load 0.1-0.4) after the p15pipe changes (a run "
+    "marks its own events processed, so with leases an incident no longer runs twice; no gate "
+    "history read for notifications; shared evidence reads): a POST costs the two agents "
+    "about 7 ms of CPU (16 ms in the earlier run at load 7-9, before those changes; no "
+    "alternating before/after run of the storm was made, so the two are not a measured "
+    "ratio), p50 57-62 ms and p99 125-135 ms at 128 posts/s: still above the 100 ms target. "
+    "A closed loop of 8 senders queues behind each POST; by design both replicas' appends "
+    "serialise on the `chain_head` row lock (one linear chain), so ingest on one database "
+    "does not grow with replicas; the split that should move p99 is api/worker (ingest "
+    "without the pipeline on the same core), and the ingest transaction itself (another "
+    "helper's work).")
 
 
 def failover(d: dict[str, Any]) -> list[str]:

@@ -86,14 +86,16 @@ def build_analysis(settings: Settings, *, use_docker: bool = True,
                    use_llm: bool = True) -> Analysis:
     rules = RulesAnalyzer(settings.runbooks_dir)
     timeout = settings.evidence_timeout_s
-    prometheus = (PrometheusEvidence(settings.prometheus_url, timeout)
+    shared = settings.evidence_cache_s
+    prometheus = (PrometheusEvidence(settings.prometheus_url, timeout, recent_s=shared)
                   if settings.prometheus_url else None)
-    docker = DockerEvidence(timeout, settings.log_tail_lines) if use_docker else None
+    docker = (DockerEvidence(timeout, settings.log_tail_lines, recent_s=shared)
+              if use_docker else None)
     resolver = (DockerTargetResolver(docker, scope_label=settings.scope_label,
                                      list_cache_s=settings.docker_list_cache_s)
                 if docker else None)
     sources: list[EvidenceSource] = [s for s in (prometheus, docker) if s is not None]
-    sources.append(HttpProbe(timeout))
+    sources.append(HttpProbe(timeout, recent_s=shared))
     llm_settings = settings.llm if use_llm else settings.llm.model_copy(
         update={"api_key": None, "base_url": None})
     analyzer = FallbackAnalyzer.from_settings(

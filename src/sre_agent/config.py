@@ -176,9 +176,13 @@ class Settings(BaseSettings):
     runbooks_dir: str | None = None
     evidence_timeout_s: float = Field(default=5.0, gt=0, le=120)
     # Target resolution reuses Docker's container list for this long (0: list per incident).
-    # Only the label -> container mapping is reused; each target's state and logs are read
-    # fresh per incident, and a label that the reused list cannot resolve is listed again.
+    # Only the label -> container mapping is reused, and a label that the reused list cannot
+    # resolve is listed again.
     docker_list_cache_s: float = Field(default=1.0, ge=0, le=60)
+    # Incidents analysed within this many seconds of each other share one read of a
+    # container's state and logs, a health URL, a PromQL query (evidence/recent.py); a shared
+    # answer records its age (cached_age_s). Failures are never shared. 0: each reads its own.
+    evidence_cache_s: float = Field(default=1.0, ge=0, le=60)
     log_tail_lines: int = Field(default=50, ge=0, le=2000)
     llm: LLMSettings = Field(default_factory=LLMSettings)
 

@@ -134,7 +134,14 @@ class EventStore(Protocol):
         ``unleased_at``, without those whose lease runs past that time (someone works on them)."""
         ...
 
-    async def mark_processed(self, incident_id: str, seq: int) -> None: ...
+    async def mark_processed(self, incident_id: str, seq: int | None,
+                             own: frozenset[int] = frozenset()) -> None:
+        """Record the incident's log as processed through ``seq`` (None: through its last
+        event), and further through the incident's next events as long as their seqs are in
+        ``own`` (what the run appended itself): the first event not in ``own`` stops it, so
+        whatever anyone else appended keeps the incident pending. Delivery records, which
+        never make an incident pending, are skipped over."""
+        ...
 
     async def claim(self, incident_id: str, owner: str, ttl_s: float, now: float) -> bool:
         """Take the incident's lease until ``now + ttl_s``, atomically: False when another

@@ -305,3 +305,27 @@ async def test_listing_is_shared_and_reused_but_never_misses_a_new_container(
         assert docker_ev.listings == 4
     finally:
         docker_ev.close()
+
+
+async def test_incidents_asking_within_the_ttl_share_one_inspect_and_say_so(
+        janitor: ContainerJanitor) -> None:
+    shared = DockerEvidence(timeout_s=TIMEOUT_S, log_tail=5, recent_s=60)
+    try:
+        c = janitor.run_busybox(["sh", "-c", "echo up; sleep 300"], prefix="share")
+        wait_until(lambda: logs_contain(c, "up"))
+        target = [ResolvedTarget(name=c.name, via="label:container", verified=True)]
+        first = await asyncio.gather(*(shared.collect(ctx_for({}), target) for _ in range(5)))
+        states = [evs[0] for evs in first]
+        assert all(ev.status == EvidenceStatus.OK and ev.data["status"] == "running"
+               for ev in states)
+        assert sum("cached_age_s" not in ev.data for ev in states) == 1  # one read, shared
+        c.stop(timeout=0)
+        (later,) = await shared.collect(ctx_for({}), target)
+        # still within the ttl: the shared answer, which says how old it is
+        assert later.data["status"] == "running" and later.data["cached_age_s"] >= 0
+        fresh = DockerEvidence(timeout_s=TIMEOUT_S, log_tail=5)  # recent_s 0: its own read
+        (own,) = await fresh.collect(ctx_for({}), target)
+        assert own.data["status"] == "exited" and "cached_age_s" not in own.data
+        fresh.close()
+    finally:
+        shared.close()

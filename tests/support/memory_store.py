@@ -112,8 +112,16 @@ class InMemoryEventStore:
         return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
                             result.duplicate_of, result.late)
 
-    async def mark_processed(self, incident_id: str, seq: int) -> None:
-        self.processed[incident_id] = seq
+    async def mark_processed(self, incident_id: str, seq: int | None,
+                             own: frozenset[int] = frozenset()) -> None:
+        through = int(self.incidents[incident_id]["last_seq"]) if seq is None else seq
+        for e in self.events:
+            if e.incident_id != incident_id or e.seq <= through or e.type in DELIVERY_TYPES:
+                continue
+            if e.seq not in own:
+                break
+            through = e.seq
+        self.processed[incident_id] = through
 
     # --- leases -------------------------------------------------------------------------------
     async def claim(self, incident_id: str, owner: str, ttl_s: float, now: float) -> bool:

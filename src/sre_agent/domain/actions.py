@@ -59,6 +59,8 @@ EXECUTED = frozenset({ActionStatus.RUNNING, ActionStatus.SUCCEEDED, ActionStatus
 # Statuses that count toward a target's circuit breaker. An inconclusive verification is not
 # a failure: the action may well have worked, we could not tell.
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.VERIFICATION_FAILED})
+# The only statuses ``gate_history_of`` looks at: a store may leave every other row out.
+HISTORY_STATUSES = EXECUTED | FAILURES
 # Gate and operator decisions (what the report calls the "decision" on an action).
 DECISIONS = frozenset({ActionStatus.PENDING_APPROVAL, ActionStatus.APPROVED,
                        ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.BLOCKED,

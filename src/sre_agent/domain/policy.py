@@ -187,6 +187,12 @@ def in_scope(labels: dict[str, str], policy: Policy) -> bool:
     return labels.get(key) == value
 
 
+def uses_history(kind: ActionKind) -> bool:
+    """Whether the gate looks at the past (breakers, cooldowns, rate limits, track record)
+    for this kind of action: notifications never wait for any of it."""
+    return kind not in SAFE_KINDS
+
+
 def decide(p: Proposal, policy: Policy, s: GateState) -> Decision:
     blocked = Outcome.BLOCKED
     if p.kind not in policy.allowlist:
@@ -207,7 +213,7 @@ def decide(p: Proposal, policy: Policy, s: GateState) -> Decision:
     if s.paused:
         return Decision(blocked, ReasonCode.PAUSED, "paused: the kill switch is on")
     target = p.target or ""
-    if p.kind not in SAFE_KINDS:
+    if uses_history(p.kind):
         if target in s.breaker_open:
             return Decision(blocked, ReasonCode.BREAKER_OPEN,
                             f"circuit breaker open for {target}: operator reset needed")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from docker.errors import NotFound
 
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.evidence.recent import RecentReads
 from sre_agent.shared.docker import (
     ClientFactory,
     InvalidContainerName,
@@ -109,9 +110,12 @@ class DockerEvidence:
     name = "docker"
 
     def __init__(self, timeout_s: float, log_tail: int = 50,
-                 client_factory: ClientFactory | None = None) -> None:
+                 client_factory: ClientFactory | None = None, recent_s: float = 0.0) -> None:
         self.timeout_s = timeout_s
         self.log_tail = max(0, log_tail)
+        # What ``collect`` read of a container, shared with incidents asking within recent_s.
+        self._recent: RecentReads[tuple[EvidenceStatus, dict[str, Any]]] = RecentReads(
+            recent_s, keep=lambda answer: answer[0] is EvidenceStatus.OK)
         # Connection-level failures drop the client → DockerUnavailable; APIError passes.
         self._docker = LazyDockerClient(client_factory or default_client_factory(timeout_s))
 
@@ -174,13 +178,22 @@ class DockerEvidence:
     # --- async API ------------------------------------------------------------------------
 
     async def _run(self, name: str,
-                   work: Callable[[], tuple[EvidenceStatus, dict[str, Any]]]) -> Evidence:
+                   work: Callable[[], tuple[EvidenceStatus, dict[str, Any]]],
+                   shared: Hashable | None = None) -> Evidence:
+        """``work`` in a thread, bounded; with ``shared``, a key under which the answer is
+        shared with other incidents for a moment (``evidence/recent.py``)."""
         start = time.perf_counter()
         status: EvidenceStatus
         data: dict[str, Any] = {"container": name}
         error: str | None = None
         try:
-            status, data = await asyncio.wait_for(asyncio.to_thread(work), self.timeout_s)
+            if shared is None:
+                status, data = await asyncio.wait_for(asyncio.to_thread(work), self.timeout_s)
+            else:
+                (status, data), age = await asyncio.wait_for(self._recent.get(
+                    shared, lambda: asyncio.to_thread(work)), self.timeout_s)
+                if age is not None:
+                    data = {**data, "cached_age_s": age}
         except TimeoutError:
             status, error = EvidenceStatus.ERROR, f"timed out after {self.timeout_s:g}s"
         except InvalidContainerName as exc:
@@ -208,7 +221,8 @@ class DockerEvidence:
         names = list(dict.fromkeys(t.name.lstrip("/") for t in targets))
 
         async def one(name: str) -> Evidence:
-            return await self._run(name, lambda: self._state_sync(name, self.log_tail))
+            return await self._run(name, lambda: self._state_sync(name, self.log_tail),
+                                   shared=(name, self.log_tail))
 
         return list(await asyncio.gather(*(one(n) for n in names)))
 

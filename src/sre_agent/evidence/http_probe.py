@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.evidence.recent import RecentReads
 from sre_agent.shared.redact import redact
 
 SOURCE = "http_probe"
@@ -36,9 +37,13 @@ class HttpProbe:
 
     name = "http_probe"
 
-    def __init__(self, timeout_s: float, default_urls: dict[str, str] | None = None) -> None:
+    def __init__(self, timeout_s: float, default_urls: dict[str, str] | None = None,
+                 recent_s: float = 0.0) -> None:
         self.timeout_s = timeout_s
         self.default_urls = dict(default_urls or {})
+        # A URL's answer, shared with incidents asking within recent_s (evidence/recent.py).
+        self._recent: RecentReads[Evidence] = RecentReads(
+            recent_s, keep=lambda ev: ev.status is EvidenceStatus.OK)
         # Loading the CA bundle costs ~30 ms: do it once, not for every probe's client.
         self._ssl = ssl.create_default_context()
 
@@ -91,8 +96,13 @@ class HttpProbe:
                 jobs[target.name] = url
 
         async def one(target_name: str, url: str) -> Evidence:
-            ev = await self.probe(url, name=target_name)
-            ev.data["target"] = target_name
-            return ev
+            start = time.perf_counter()
+            ev, age = await self._recent.get(url, lambda: self.probe(url, name=target_name))
+            data = {**ev.data, "target": target_name}
+            if age is None:
+                return ev.model_copy(update={"data": data})
+            return ev.model_copy(update={
+                "name": target_name, "data": {**data, "cached_age_s": age},
+                "duration_ms": round((time.perf_counter() - start) * 1000, 1)})
 
         return list(await asyncio.gather(*(one(n, u) for n, u in jobs.items())))

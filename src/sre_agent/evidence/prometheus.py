@@ -19,6 +19,7 @@ from urllib3.util.retry import Retry
 
 from sre_agent.domain.alertmanager import expression_from_generator_url
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.evidence.recent import RecentReads
 from sre_agent.shared.redact import redact
 
 SOURCE = "prometheus"
@@ -110,8 +111,12 @@ class PrometheusEvidence:
     name = "prometheus"
 
     def __init__(self, url: str, timeout_s: float, lookback_minutes: int = 10,
-                 range_step_s: float = 15.0) -> None:
+                 range_step_s: float = 15.0, recent_s: float = 0.0) -> None:
         self.url = url.rstrip("/")
+        # What ``collect`` asked, shared with incidents asking within recent_s
+        # (evidence/recent.py); an error is never reused.
+        self._recent: RecentReads[Evidence] = RecentReads(
+            recent_s, keep=lambda ev: ev.status is not EvidenceStatus.ERROR)
         self.timeout_s = timeout_s
         self.lookback_minutes = lookback_minutes
         self.range_step_s = range_step_s
@@ -218,5 +223,14 @@ class PrometheusEvidence:
 
     async def collect(self, ctx: AlertContext, targets: list[ResolvedTarget]) -> list[Evidence]:
         """All queries of the plan, concurrently; each bounded by ``timeout_s``."""
-        return list(await asyncio.gather(*(
-            self._evidence(name, promql, with_range=rng) for name, promql, rng in self.plan(ctx))))
+        async def one(name: str, promql: str, rng: bool) -> Evidence:
+            start = time.perf_counter()
+            ev, age = await self._recent.get(
+                (promql, rng), lambda: self._evidence(name, promql, with_range=rng))
+            if age is None:
+                return ev
+            return ev.model_copy(update={
+                "name": name, "data": {**ev.data, "cached_age_s": age},
+                "duration_ms": round((time.perf_counter() - start) * 1000, 1)})
+
+        return list(await asyncio.gather(*(one(*item) for item in self.plan(ctx))))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from sre_agent.domain.diagnosis import Diagnosis, Engine
-from sre_agent.domain.events import Actor, EventType, NewEvent, payloads
+from sre_agent.domain.events import Actor, EventType, NewEvent, StoredEvent, payloads
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.domain.incident import IncidentStatus
 from sre_agent.pipeline.stages import IncidentWork
@@ -115,11 +115,11 @@ class AnalyseStage:
         self.rules = rules  # second opinion on an LLM diagnosis (require_agreement)
         self.explanations = explanations  # the LLM's text for diagnoses decided without it
 
-    async def run(self, work: IncidentWork, store: EventStore) -> None:
+    async def run(self, work: IncidentWork, store: EventStore) -> list[StoredEvent]:
         if work.has(EventType.DIAGNOSIS_PRODUCED):
-            return
+            return []
         if work.incident["status"] == IncidentStatus.RESOLVED:
-            return  # resolved before we got to it: nothing to diagnose
+            return []  # resolved before we got to it: nothing to diagnose
         ctx = alert_context(work)
         if self.queries_for is not None:
             ctx.extra_queries = self.queries_for(ctx)
@@ -136,7 +136,7 @@ class AnalyseStage:
                 diagnosis.model_dump(mode="json")), Actor.AGENT, work.id),
             *proposal_events(work.id, diagnosis, targets, alertname, second),
         ]
-        await store.append(events)
+        stored = await store.append(events)
         if diagnosis.explanation_pending and self.explanations is not None:
             # The actions stand whatever the LLM says: remediation goes on while it writes.
             self.explanations.start(work.id, self.explanations.explainer.explain(
@@ -145,3 +145,4 @@ class AnalyseStage:
                  category=diagnosis.category.value, confidence=diagnosis.confidence,
                  actions=[a.kind.value for a in diagnosis.proposed_actions],
                  fallback_reason=diagnosis.fallback_reason)
+        return stored

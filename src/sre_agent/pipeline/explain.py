@@ -108,12 +108,13 @@ class ExplainStage:
         again."""
         await self.explanations.stop()
 
-    async def run(self, work: IncidentWork, store: EventStore) -> None:
+    async def run(self, work: IncidentWork, store: EventStore) -> list[StoredEvent]:
+        """Appends nothing itself: the explanation, recorded later, is not part of this run."""
         produced = _last(work, EventType.DIAGNOSIS_PRODUCED)
         if produced is None or not produced.data.get("explanation_pending") \
                 or work.has(EventType.DIAGNOSIS_EXPLAINED) \
                 or self.explanations.in_flight(work.id):
-            return
+            return []
         collected = _last(work, EventType.EVIDENCE_COLLECTED)
         data = collected.data if collected is not None else {}
         targets = [ResolvedTarget.model_validate(t) for t in data.get("targets", [])]
@@ -121,3 +122,4 @@ class ExplainStage:
         decided = Diagnosis.model_validate(produced.data)
         self.explanations.start(work.id, self.explanations.explainer.explain(
             alert_context(work), targets, evidence, decided))
+        return []

@@ -259,9 +259,16 @@ class PipelineRunner:
             log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
 
     async def process(self, incident_id: str) -> bool:
-        """Run every stage once for the incident; True when all stages completed."""
+        """Run every stage once for the incident; True when all stages completed.
+
+        Processed, afterwards, is what this run saw: the log as the first stage found it, plus
+        the events the stages appended themselves. An event anyone else appended meanwhile (a
+        new alert, a command, another replica) leaves the incident pending: here it comes
+        back through ``submit`` (``_again``), elsewhere through the next poll or sweep. The
+        run's own events do not, so an incident is not run a second time for them."""
         bound = log.bind(incident_id=incident_id)
         seen_seq: int | None = None
+        own: set[int] = set()
         for stage in self.stages:
             work = await load_work(self.store, incident_id)
             if work is None:
@@ -270,7 +277,8 @@ class PipelineRunner:
                 seen_seq = int(work.incident["last_seq"])
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(stage.run(work, self.store), self.stage_timeout_s)
+                appended = await asyncio.wait_for(stage.run(work, self.store),
+                                                  self.stage_timeout_s)
             except Exception as exc:
                 if self.metrics:
                     self.metrics.stage_errors.labels(stage.name).inc()
@@ -280,14 +288,8 @@ class PipelineRunner:
                 if self.metrics:
                     self.metrics.stage_seconds.labels(stage.name).observe(
                         time.perf_counter() - started)
-        incident = await self.store.get_incident(incident_id)
-        if incident is not None:
-            # Alone, events that arrive meanwhile come back through submit (``_again``). With
-            # replicas they may have reached another one, so only what this run saw counts as
-            # processed: a later event leaves the incident pending for the next sweep.
-            last = int(incident["last_seq"])
-            await self.store.mark_processed(
-                incident_id, seen_seq if self.leases and seen_seq is not None else last)
+            own.update(e.seq for e in appended or () if e.incident_id == incident_id)
+        await self.store.mark_processed(incident_id, seen_seq, own=frozenset(own))
         self.processed += 1
         return True
 

@@ -7,6 +7,7 @@ incident after a crash, a rebuild or a new alert always safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,9 +33,14 @@ class IncidentWork:
 
 
 class Stage(Protocol):
+    """``run`` returns the events it appended (the runner counts them as seen by this run, so
+    they do not leave the incident pending), or None when it does not say: then any event
+    appended after the run began leaves the incident pending for another run."""
+
     name: str
 
-    async def run(self, work: IncidentWork, store: EventStore) -> None: ...
+    async def run(self, work: IncidentWork,
+                  store: EventStore) -> Sequence[StoredEvent] | None: ...
 
 
 async def load_work(store: EventStore, incident_id: str) -> IncidentWork | None:

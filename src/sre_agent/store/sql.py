@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
+    DELIVERY_TYPES,
     EventType,
     NewEvent,
     StoredEvent,
@@ -249,11 +250,24 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                     (member.fingerprint, member.starts_at)] = member.status
         return snap
 
-    async def mark_processed(self, incident_id: str, seq: int) -> None:
+    async def mark_processed(self, incident_id: str, seq: int | None,
+                             own: frozenset[int] = frozenset()) -> None:
         def run(conn: Connection) -> None:
+            through = seq
+            if through is None:
+                through = int(conn.execute(select(incidents.c.last_seq).where(
+                    incidents.c.id == incident_id)).scalar() or 0)
+            if own:
+                for later in conn.execute(select(events.c.seq).where(
+                        events.c.incident_id == incident_id, events.c.seq > through,
+                        events.c.type.not_in(DELIVERY_TYPES)).order_by(events.c.seq)
+                        ).scalars():
+                    if later not in own:
+                        break  # someone else's: the incident stays pending for it
+                    through = int(later)
             conn.execute(delete(progress).where(progress.c.incident_id == incident_id))
-            conn.execute(insert(progress).values(incident_id=incident_id, processed_seq=seq,
-                                                 done=False))
+            conn.execute(insert(progress).values(incident_id=incident_id,
+                                                 processed_seq=through, done=False))
         await self._write(run)
 
     async def rebuild_projections(self) -> int:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, select
 
-from sre_agent.domain.actions import gate_history_of, history_since
+from sre_agent.domain.actions import HISTORY_STATUSES, gate_history_of, history_since
 from sre_agent.domain.policy import GateHistory
 from sre_agent.store.schema import action_stats, actions, breakers
 
 T = TypeVar("T")
+RowLike = Mapping[str, Any]
 
 
 class ActionQueries:
@@ -39,15 +40,18 @@ class ActionQueries:
     async def gate_history(self, now: float, window_s: float) -> GateHistory:
         def run(conn: Connection) -> GateHistory:
             since = history_since(now, window_s)
+            # Only rows that ran count (runs, failures): proposals and pending approvals,
+            # the bulk of a storm in approval mode, are left in the database.
             rows = conn.execute(select(actions.c.kind, actions.c.target, actions.c.status,
                                        actions.c.started_ts, actions.c.updated_ts)
-                                .where(actions.c.updated_ts >= since)).all()
+                                .where(actions.c.updated_ts >= since,
+                                       actions.c.status.in_(sorted(HISTORY_STATUSES)))).all()
             # Cooldowns may be longer than the window: the last run of each pair, whenever.
             open_ = {r.target for r in conn.execute(
                 select(breakers.c.target).where(breakers.c.state == "open"))}
             record = {(s.alertname, s.kind): (int(s.attempts), int(s.successes))
                       for s in conn.execute(select(action_stats))}
-            return gate_history_of((dict(r._mapping) for r in rows), now, window_s,
+            return gate_history_of((cast(RowLike, r._mapping) for r in rows), now, window_s,
                                    breaker_open=open_, track_record=record)
         return await self._read(run)
 

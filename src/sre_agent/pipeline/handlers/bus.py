@@ -48,10 +48,13 @@ EXPECTS: dict[StepKind, frozenset[str]] = {
 _MAX_STEPS = 100  # per root: a bound, never reached by the finite lifecycle
 
 
-def _wanted(kind: StepKind, row: dict[str, Any]) -> bool:
-    if row["status"] not in EXPECTS[kind]:
-        return False
+def _kind_wanted(kind: StepKind, row: dict[str, Any]) -> bool:
+    """Whether the step applies to this kind of action at all (only containers are verified)."""
     return kind != StepKind.VERIFY or ActionKind(row["kind"]) in CONTAINER_ACTIONS
+
+
+def _wanted(kind: StepKind, row: dict[str, Any]) -> bool:
+    return row["status"] in EXPECTS[kind] and _kind_wanted(kind, row)
 
 
 def step_for_event(event: StoredEvent) -> Step | None:
@@ -71,26 +74,42 @@ class Remediation:
         self.deps = deps
         self.handlers = handlers if handlers is not None else HANDLERS
 
-    async def run(self, work: IncidentWork, store: EventStore) -> None:
+    async def run(self, work: IncidentWork, store: EventStore) -> list[StoredEvent]:
+        """Every action's steps, oldest proposal first; returns what the handlers appended."""
         ctx = Context(work, store, self.deps)
         rows = sorted(await store.list_actions(incident_id=work.id, limit=1000),
                       key=lambda r: r["proposed_at"])
+        appended: list[StoredEvent] = []
         for row in rows:
             kind = BY_STATUS.get(row["status"])
             if kind is not None and _wanted(kind, row):
-                await self.dispatch(Step(kind, row["id"]), ctx)
+                appended += await self.dispatch(Step(kind, row["id"]), ctx, row)
+        return appended
 
-    async def dispatch(self, root: Step, ctx: Context) -> None:
-        """Run ``root`` and every step that follows from it, in order."""
+    async def dispatch(self, root: Step, ctx: Context,
+                       row: dict[str, Any] | None = None) -> list[StoredEvent]:
+        """Run ``root`` and every step that follows from it, in order; ``row`` is the root's
+        action row when the caller has just read it. Returns what the handlers appended."""
         queue = [root]
+        appended: list[StoredEvent] = []
+        known = row  # the action's row as last read: its kind never changes
         for _ in range(_MAX_STEPS):
             if not queue:
-                return
+                break
             step = queue.pop(0)
-            row = await ctx.store.get_action(step.action_id)
-            if row is None or not _wanted(step.kind, row):
+            if step is root and row is not None:
+                current: dict[str, Any] | None = row  # just read by the caller
+            elif known is not None and not _kind_wanted(step.kind, known):
+                continue  # e.g. no verification of a notification: no need to read it
+            else:
+                current = await ctx.store.get_action(step.action_id)
+            if current is None or not _wanted(step.kind, current):
                 continue
-            for out in await self.handlers[step.kind](step, row, ctx):
+            known = current
+            for out in await self.handlers[step.kind](step, current, ctx):
+                if isinstance(out, StoredEvent):
+                    appended.append(out)
                 nxt = out if isinstance(out, Step) else step_for_event(out)
                 if nxt is not None:
                     queue.append(nxt)
+        return appended

@@ -11,7 +11,16 @@ from sre_agent.domain.diagnosis import ActionKind
 from sre_agent.domain.events import Actor, NewEvent, StoredEvent
 from sre_agent.domain.events import payloads as ev
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.domain.policy import Decision, Outcome, Policy, decide, gate_state, precheck
+from sre_agent.domain.policy import (
+    Decision,
+    GateHistory,
+    Outcome,
+    Policy,
+    decide,
+    gate_state,
+    precheck,
+    uses_history,
+)
 from sre_agent.pipeline.handlers.base import Context, Output, Step, StepKind, proposal_of
 from sre_agent.ports import EventStore
 
@@ -20,7 +29,10 @@ async def decide_for(row: dict[str, Any], ctx: Context) -> Decision:
     """The gate's decision on one action row, now."""
     deps = ctx.deps
     now = deps.clock()
-    hist = await ctx.store.gate_history(now, deps.policy.history_window_s)
+    # A notification's decision needs no history: not read for one (a read that grows with
+    # every action of the last hour, in a storm).
+    hist = (await ctx.store.gate_history(now, deps.policy.history_window_s)
+            if uses_history(ActionKind(row["kind"])) else GateHistory())
     control = effective_control(ctx.work.control, deps.default_mode)
     state = gate_state(hist, mode=control.mode, paused=control.paused, now=now,
                        alertname=row["alertname"])
