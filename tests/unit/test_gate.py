@@ -154,3 +154,18 @@ def test_no_sequence_executes_outside_scope_allowlist_or_while_paused(
 def test_every_refusal_has_a_reason(proposal: Proposal, s: GateState, policy: Policy) -> None:
     d = decide(proposal, policy, s)
     assert d.reason
+
+
+def test_notifications_do_not_count_toward_the_hourly_limit_on_remediation() -> None:
+    from sre_agent.domain.actions import gate_history_of
+
+    now = 10_000.0
+    rows = [{"kind": kind, "target": "" if kind in ("notify", "escalate") else "web",
+             "status": "succeeded", "started_ts": now - 60 - i, "updated_ts": now - 60 - i}
+            for i, kind in enumerate(["escalate"] * 25 + ["notify"] * 5
+                                     + ["restart_container"] * 2)]
+    hist = gate_history_of(rows, now, 3600, breaker_open=set(), track_record={})
+    assert len(hist.recent_runs) == 2  # the two restarts, not the thirty notifications
+    s = state(last_run={}, recent_runs=tuple(hist.recent_runs),
+              recent_runs_by_target={k: tuple(v) for k, v in hist.recent_runs_by_target.items()})
+    assert decide(restart(target="api"), POLICY, s).outcome == Outcome.EXECUTE

@@ -13,7 +13,7 @@ from typing import Any
 
 from sre_agent.domain.events import EventType, StoredEvent
 from sre_agent.domain.events import payloads as ev
-from sre_agent.domain.policy import GateHistory
+from sre_agent.domain.policy import SAFE_KINDS, GateHistory
 
 
 class ActionStatus(StrEnum):
@@ -152,7 +152,9 @@ def gate_history_of(rows: Iterable[Mapping[str, Any]], now: float, window_s: flo
         if r["status"] in EXECUTED and started is not None:
             key = (r["kind"], target)
             hist.last_run[key] = max(hist.last_run.get(key, 0.0), started)
-            if now - started <= 3600:
+            # Notifications never count toward the hourly limits on remediation: twenty
+            # escalations must not rate-limit the next restart.
+            if now - started <= 3600 and r["kind"] not in SAFE_KINDS:
                 hist.recent_runs.append(started)
                 hist.recent_runs_by_target.setdefault(target, []).append(started)
         if r["status"] in FAILURES and now - r["updated_ts"] <= window_s:
