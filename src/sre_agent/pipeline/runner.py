@@ -162,14 +162,11 @@ class PipelineRunner:
                     self.submit(incident_id)
 
     async def stop(self) -> None:
-        for handle in self._retries.values():
-            handle.cancel()
-        self._retries.clear()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for handle in self._retries.values():  # scheduled by the cancelled runs' cleanup
+        for handle in self._retries.values():  # incl. those the cancelled runs' cleanup set
             handle.cancel()
         self._retries.clear()
         for stage in self.stages:  # stages with work of their own (the LLM's explanations)
