@@ -51,6 +51,7 @@ from sre_agent.evaluation import (
     RecordedTools,
     ScenarioResult,
     load_scenarios,
+    percentile,
     score,
 )
 
@@ -68,8 +69,9 @@ def endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
     if server is None or model is None:
         sys.exit("llama-server or the model missing: run scripts/setup-local-llm.sh")
     with running_llama_server(server, model, threads=args.threads) as running:
-        yield running.url, running.model, (f"{model.name} on llama.cpp llama-server "
-                                           f"({server.name}), {args.threads} threads, 1 slot")
+        yield running.url, running.model, (
+            f"{model.name} on llama.cpp llama-server ({server.resolve().name}), "
+            f"{args.threads} threads, 1 slot")
 
 
 def verdicts(reports: dict[str, dict[str, Any]]) -> list[str]:
@@ -127,6 +129,13 @@ async def run(args: argparse.Namespace, base_url: str, model: str,
         decided_first = not llm_can_change_actions(checked, [t.name for t in targets],
                                                    evidence)
         decision_ms = rules_ms if decided_first else llm_ms + rules_ms
+        # What the agent itself asks of the LLM for this incident: where the runbook decided,
+        # one explanation call (no investigation); elsewhere the full analysis above.
+        agent_ms, agent_tokens = llm_ms, by_llm.tokens
+        if decided_first and args.agent_view:
+            started = time.perf_counter()
+            explained = await llm.explain(ctx, targets, evidence, checked)
+            agent_ms, agent_tokens = (time.perf_counter() - started) * 1000, explained.tokens
         for name, diagnosis, ms in (("rules", by_rules, rules_ms), ("llm", by_llm, llm_ms),
                                     ("combined", by_combined, decision_ms)):
             result = score(s, diagnosis)
@@ -140,6 +149,7 @@ async def run(args: argparse.Namespace, base_url: str, model: str,
                      "decided_without_llm": decided_first,
                      "decision_ms": round(decision_ms, 1),
                      "tokens": by_llm.tokens, "tool_calls": r_llm.tool_calls,
+                     "agent_llm_ms": round(agent_ms), "agent_llm_tokens": agent_tokens,
                      "fallback_reason": by_llm.fallback_reason})
         print(f"[{index}/{len(scenarios)}] {s.name}: {llm_ms / 1000:.1f}s {by_llm.tokens} tok "
               f"llm={rows[-1]['llm']} combined={rows[-1]['combined']} "
@@ -156,6 +166,14 @@ def summarise(results: dict[str, list[ScenarioResult]], rows: list[dict[str, Any
                for name, res in results.items()}
     reports["combined"]["decided_without_llm"] = sum(
         1 for r in rows if r.get("decided_without_llm"))
+    agent = [r for r in rows if "agent_llm_ms" in r]
+    if agent:
+        ms = [float(r["agent_llm_ms"]) for r in agent]
+        tokens = [r["agent_llm_tokens"] for r in agent]
+        reports["agent"] = {"incidents": len(agent), "latency_ms_p50": percentile(ms, 50),
+                            "latency_ms_p95": percentile(ms, 95),
+                            "tokens_per_incident_mean": round(sum(tokens) / len(tokens)),
+                            "tokens_per_incident_max": max(tokens)}
     return {"scenarios": len(rows), "scenarios_planned": planned, "complete": len(rows) == planned,
             "reports": reports, "rows": rows, "verdicts": verdicts(reports)}
 
@@ -173,16 +191,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="first N scenarios only")
     parser.add_argument("--out", default="llm_analysis")
+    parser.add_argument("--no-agent-view", dest="agent_view", action="store_false",
+                        help="skip the explanation calls the agent makes where a runbook "
+                             "decided (the 'agent' figures)")
     args = parser.parse_args()
     config = {"investigation": args.investigation, "max_tool_calls": args.max_tool_calls,
               "max_output_tokens": args.max_output_tokens, "temperature": 0.0,
               "timeout_s": args.timeout}
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with endpoint(args) as (base_url, model, description):
         started = time.perf_counter()
 
         def write(body: dict[str, Any]) -> Path:
             return write_result(args.out, {
                 "machine": machine(), "endpoint": description, "config": config,
+                "load_before": load_before,
                 "wall_s": round(time.perf_counter() - started, 1), **body})
 
         result = asyncio.run(run(args, base_url, model, write))

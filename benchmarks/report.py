@@ -173,6 +173,12 @@ def llm_analysis(d: dict[str, Any]) -> list[str]:
             + (f"{r.get('tokens_per_incident_mean')} / {r.get('tokens_per_incident_max')}"
                if uses else "—")
             + f" | {r.get('tool_calls', 0) if uses else '—'} |")
+    agent = reports.get("agent")
+    if agent:
+        lines.append(
+            f"| agent's LLM work | — | — | — | — | — | — | {agent['latency_ms_p50'] / 1000:.2f} / "
+            f"{agent['latency_ms_p95'] / 1000:.2f} | {agent['tokens_per_incident_mean']} / "
+            f"{agent['tokens_per_incident_max']} | — |")
     reasons = reports["llm"].get("fallbacks_by_reason") or {}
     chosen = reports["combined"].get("actions_chosen_by") or {}
     lines += ["",
@@ -185,6 +191,11 @@ def llm_analysis(d: dict[str, Any]) -> list[str]:
                  "the LLM (no answer of it could change their actions: `combine.py` rule 5); "
                  "its latency column is the time to a decision, the LLM row's is the LLM's "
                  "own analysis"] if "decided_without_llm" in reports["combined"] else []),
+              *(["- agent's LLM work: what the agent itself asks of the LLM per incident "
+                 "with the LLM on: one explanation call where a runbook decided (no "
+                 "investigation), the full analysis (the llm row) elsewhere"] if agent else []),
+              *([f"- load average before the run: {d['load_before']}"]
+                if d.get("load_before") else []),
               *[f"- {v}" for v in d.get("verdicts", [])],
               "- rerun: `.venv/bin/python benchmarks/llm_analysis.py` (starts the local "
               "llama-server of `scripts/setup-local-llm.sh`); any other OpenAI-compatible "
@@ -404,6 +415,23 @@ def audit_postgres(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def llm_flavours(d: dict[str, Any]) -> list[str]:
+    lines = ["| round | flavour | analysis p50 s | p95 s | tokens mean | load before |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in d["runs"]:
+        lines.append(f"| {r['round']} | {r['flavour']} | {r['p50_ms'] / 1000:.2f} | "
+                     f"{r['p95_ms'] / 1000:.2f} | {r['tokens_mean']} | {r['load_before']} |")
+    medians = d.get("median_p50_ms", {})
+    lines += ["", f"- first {d['limit']} scenarios, investigation off, flavours alternating in "
+                  f"each of {d['rounds']} rounds; median p50: "
+              + ", ".join(f"{k} {v / 1000:.2f} s" for k, v in medians.items())]
+    if "avx512_over_portable_p50" in d:
+        lines.append(f"- avx512-1 / portable1 analysis p50: {d['avx512_over_portable_p50']} "
+                     "(`scripts/setup-local-llm.sh` builds avx512-1 where /proc/cpuinfo has "
+                     "the AVX-512 subsets it needs)")
+    return lines
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
@@ -418,6 +446,10 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      "benchmarks/llm_overhead.py", llm),
     ("llm_analysis", "The scenario suite on a real model: rules, LLM and combined",
      "benchmarks/llm_analysis.py", llm_analysis),
+    ("llm_analysis_off", "The same suite, investigation off: one answer call per analysis",
+     "benchmarks/llm_analysis.py --investigation off --out llm_analysis_off", llm_analysis),
+    ("llm_flavours", "llama-server build flavours: portable1 against avx512-1",
+     "benchmarks/llm_flavours.py", llm_flavours),
     ("storm", "Alert storm: 10,000 alerts, 200 notifications of 50, each twice, 8 senders",
      "benchmarks/storm.py", storm),
     ("storm_replicas2", "Alert storm on two replicas on one PostgreSQL database",

@@ -104,6 +104,14 @@ class ScenarioResult(BaseModel):
         return "ok" if self.action_ok and self.category_ok else "FAIL"
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``th percentile of ``values`` (0.0 when empty), rounded to 0.1."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return round(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))], 1)
+
+
 class EvaluationReport(BaseModel):
     engine: str
     results: list[ScenarioResult]
@@ -143,10 +151,7 @@ class EvaluationReport(BaseModel):
         return dict(counts.most_common())
 
     def _percentile(self, q: float) -> float:
-        values = sorted(r.latency_ms for r in self.results if r.error is None)
-        if not values:
-            return 0.0
-        return round(values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))], 1)
+        return percentile([r.latency_ms for r in self.results if r.error is None], q)
 
     def summary(self) -> dict[str, Any]:
         errors = sum(r.error is not None for r in self.results)

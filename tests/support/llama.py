@@ -40,9 +40,12 @@ def find_parts() -> tuple[Path | None, Path | None]:
     model = os.environ.get("LLAMA_MODEL")
     server_path = Path(server) if server else None
     if server_path is None:
-        # The newest build: scripts/setup-local-llm.sh names each build flavour apart.
+        # scripts/setup-local-llm.sh links bin/llama-server to the flavour it chose for this
+        # CPU (and smoke-tested); an older cache without the link: its newest build.
+        chosen = cache_dir() / "bin" / "llama-server"
         found = list((cache_dir() / "bin").glob("llama-server-*"))
-        server_path = max(found, key=lambda p: p.stat().st_mtime) if found else None
+        server_path = chosen if chosen.exists() else (
+            max(found, key=lambda p: p.stat().st_mtime) if found else None)
     model_path = Path(model) if model else cache_dir() / "models" / MODEL_FILE
     return (server_path if server_path and os.access(server_path, os.X_OK) else None,
             model_path if model_path.is_file() else None)

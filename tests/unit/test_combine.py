@@ -100,10 +100,21 @@ def test_no_match_still_needs_evidence_for_a_container_action() -> None:
 
 
 def test_no_match_llm_silence_needs_approval() -> None:
+    r = rules([NOTIFY], confidence=0.4, runbook="low-disk", category=Category.CAPACITY)
+    out = combine(r, llm([SILENCE]), [])
+    assert kinds(out) == [ActionKind.SILENCE_ALERT, ActionKind.NOTIFY]
+    assert out.proposed_actions[0].needs_approval
+
+
+def test_no_match_llm_silence_cannot_hide_what_the_rules_escalate() -> None:
+    # Seen on the real 1.5B model: an alert nobody has a runbook for, the rules escalate, the
+    # model says silence. The silence is dropped; the human still gets the escalation.
     r = rules([NOTIFY, ESCALATE], confidence=0.2, runbook="default", category=Category.UNKNOWN)
     out = combine(r, llm([SILENCE]), [])
-    assert kinds(out) == [ActionKind.SILENCE_ALERT, ActionKind.NOTIFY, ActionKind.ESCALATE]
-    assert out.proposed_actions[0].needs_approval
+    assert kinds(out) == [ActionKind.NOTIFY, ActionKind.ESCALATE]
+    assert out.action_engine is Engine.RULES
+    assert out.dropped_actions[-1]["kind"] == "silence_alert"
+    assert "escalate" in out.dropped_actions[-1]["reason"]
 
 
 def test_no_match_and_no_llm_proposal_keeps_the_rules_default() -> None:

@@ -15,9 +15,10 @@
 3. No confident runbook match: the LLM's proposals stand (the gate still decides), its
    category too (unless it said ``unknown``), except that nothing changes or hides anything on
    the LLM's word alone: a container action needs the same evidence backing as in 2 (else it is
-   dropped, with the reason), a ``silence_alert`` needs approval. The rules' notify/escalate are
-   kept beside them, so an incident nobody has a runbook for still reaches a human. When none of
-   the LLM's proposals remains, the rules' proposals stand.
+   dropped, with the reason); a ``silence_alert`` is dropped where the rules escalate (a human
+   must look: the LLM may not hide that), and needs approval elsewhere. The rules'
+   notify/escalate are kept beside them, so an incident nobody has a runbook for still reaches
+   a human. When none of the LLM's proposals remains, the rules' proposals stand.
 4. ``action_engine`` and ``action_reason`` record which engine chose the actions and why.
 5. The LLM is not waited for when it cannot change the actions (``llm_can_change_actions``):
    by 2, when the rules understood the incident and the evidence backs no container action
@@ -186,6 +187,11 @@ def combine(rules: Diagnosis, llm: Diagnosis, evidence: list[Evidence]) -> Diagn
             reason = f"{action.reason} (evidence: {fact})"[:500]
             action = action.model_copy(update={"reason": reason})
         elif action.kind is ActionKind.SILENCE_ALERT:
+            if ActionKind.ESCALATE in {a.kind for a in rules.proposed_actions}:
+                dropped.append(_dropped(action, "no runbook matched confidently and the rules "
+                                                "escalate: a silence would hide the incident "
+                                                "from the human it is escalated to"))
+                continue
             action = action.model_copy(update={"needs_approval": True})
         actions.append(action)
     if not actions:
