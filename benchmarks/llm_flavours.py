@@ -35,7 +35,8 @@ def run_once(server: Path, limit: int) -> dict[str, Any]:
     env = {**os.environ, "LLAMA_SERVER": str(server)}
     load = [round(x, 2) for x in os.getloadavg()]
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "llm_analysis.py"),
-                    "--investigation", "off", "--limit", str(limit), "--out", out],
+                    "--investigation", "off", "--no-agent-view", "--limit", str(limit),
+                    "--out", out],
                    env=env, check=True, stdout=subprocess.DEVNULL)
     path = ROOT / "benchmarks" / "results" / f"{out}.json"
     data = json.loads(path.read_text())

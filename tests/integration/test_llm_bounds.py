@@ -46,6 +46,9 @@ from tests.support.openai_server import (
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
+# A prompted investigation is offered only where the evidence has a gap a tool could fill
+# (prompts.evidence_gaps): here the container's state is missing, only a tool can show it.
+GAPPY = [e for e in EVIDENCE if e.source != "docker"]
 
 
 async def test_every_request_is_bounded_and_deterministic(openai_server: OpenAIServer) -> None:
@@ -53,7 +56,7 @@ async def test_every_request_is_bounded_and_deterministic(openai_server: OpenAIS
     settings = settings_for(openai_server, investigation="prompted", seed=7,
                             max_output_tokens=300)
     diagnosis = await LangChainAnalyzer(settings, FakeTools()).analyse(
-        make_ctx(), TARGETS, EVIDENCE)
+        make_ctx(), TARGETS, GAPPY)
     assert diagnosis.engine is Engine.LLM
     assert len(openai_server.requests) == 2
     for request in openai_server.requests:
@@ -154,6 +157,25 @@ async def test_base_url_alone_sends_a_placeholder_key(openai_server: OpenAIServe
 # --- the prompted investigation --------------------------------------------------------------
 
 
+async def test_no_prompted_round_when_the_evidence_has_no_gap(openai_server: OpenAIServer) -> None:
+    openai_server.script([answer(GOOD)])
+    tools = FakeTools()
+    analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted"), tools)
+    diagnosis = await analyzer.analyse(make_ctx(), TARGETS, EVIDENCE)
+    assert diagnosis.engine is Engine.LLM and diagnosis.tool_calls == []
+    assert len(openai_server.requests) == 1  # the answer, at once
+    assert tools.logs == [] and tools.states == [] and tools.queries == []
+
+
+async def test_the_prompted_round_names_the_gap(openai_server: OpenAIServer) -> None:
+    openai_server.script([content('{"tool": "none"}'), answer(GOOD)])
+    analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted"),
+                                 FakeTools())
+    await analyzer.analyse(make_ctx(), TARGETS, GAPPY)
+    ask = openai_server.requests[0].messages[-1]["content"]
+    assert "does not show: the state of container api" in ask
+
+
 async def test_prompted_tool_round(openai_server: OpenAIServer) -> None:
     openai_server.script([
         content('{"tool": "container_logs", "args": {"name": "api", "tail": 20}}'),
@@ -164,7 +186,7 @@ async def test_prompted_tool_round(openai_server: OpenAIServer) -> None:
     ])
     tools = FakeTools()
     analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted"), tools)
-    diagnosis = await analyzer.analyse(make_ctx(), TARGETS, EVIDENCE)
+    diagnosis = await analyzer.analyse(make_ctx(), TARGETS, GAPPY)
 
     assert tools.logs == [("api", 20)] and tools.states == ["api"]
     assert [c["tool"] for c in diagnosis.tool_calls] == ["container_logs", "container_state"]
@@ -189,7 +211,7 @@ async def test_prompted_requests_are_data_not_instructions(openai_server: OpenAI
     ])
     tools = FakeTools()
     analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted"), tools)
-    diagnosis = await analyzer.analyse(make_ctx(), TARGETS, EVIDENCE)
+    diagnosis = await analyzer.analyse(make_ctx(), TARGETS, GAPPY)
     assert tools.logs == [] and tools.states == []  # nothing outside the resolved targets runs
     assert "not a resolved target" in openai_server.requests[1].messages[-1]["content"]
     # An action name is not a tool: the investigation ends there, the answer is still asked for.
@@ -205,7 +227,7 @@ async def test_prompted_rounds_are_bounded_by_max_tool_calls(
     analyzer = LangChainAnalyzer(settings_for(openai_server, investigation="prompted",
                                               max_tool_calls=2), tools)
     with pytest.raises(LLMInvalidOutput, match="missing summary"):  # a tool request, again
-        await analyzer.analyse(make_ctx(), TARGETS, EVIDENCE)
+        await analyzer.analyse(make_ctx(), TARGETS, GAPPY)
     assert tools.queries == ["up", "up"]
     assert len(openai_server.requests) == 3  # two rounds, one final request
 

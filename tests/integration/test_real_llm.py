@@ -87,15 +87,23 @@ async def test_a_real_prompted_tool_round(real_llm: LlamaServer) -> None:
     assert len(diagnosis.tool_calls) <= 2
 
 
-@pytest.mark.parametrize("name", [
-    "container-killed-exited",  # the case: rules start_container, the model silenced
-    "instance-down-hung-container",
-    "unknown-alert-no-signal",  # no runbook: the LLM's proposal stands beside notify/escalate
+@pytest.mark.parametrize(("name", "investigation"), [
+    ("container-killed-exited", "off"),  # the case: rules start, the model silenced
+    ("instance-down-hung-container", "off"),
+    ("unknown-alert-no-signal", "off"),  # no runbook: the LLM's proposal stands beside them
+    # A local server's default (auto: prompted), on an incident whose evidence has a gap (Docker
+    # did not answer), so the model investigates with the recorded tools before answering.
+    ("target-down-docker-unreachable", "prompted"),
 ])
-async def test_combined_is_never_below_the_rules(real_llm: LlamaServer, name: str) -> None:
+async def test_combined_is_never_below_the_rules(real_llm: LlamaServer, name: str,
+                                                 investigation: str) -> None:
     s = scenario(name)
     rules = RulesAnalyzer()
-    combined = FallbackAnalyzer.from_settings(settings(real_llm), rules, combine=True)
+    tools = RecordedTools()
+    tools.scenario = s
+    combined = FallbackAnalyzer.from_settings(
+        settings(real_llm, investigation=investigation, max_tool_calls=2), rules,
+        tools=tools, combine=True)
     by_rules = score(s, await analyse(rules, s))
     diagnosis = await analyse(combined, s)
     if diagnosis.explanation_pending:  # decided at once (combine rule 5): the LLM explains

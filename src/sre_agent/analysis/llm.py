@@ -66,6 +66,7 @@ from sre_agent.analysis.prompts import (
     PROMPTED_INVESTIGATION_INSTRUCTION,
     PROMPTED_NEXT_INSTRUCTION,
     build_user_message,
+    evidence_gaps,
     system_prompt,
     tool_result_message,
 )
@@ -240,9 +241,11 @@ class LangChainAnalyzer:
             lc_tools = build_langchain_tools(self._tools, names, timeout_s=self._tool_timeout_s)
             messages.append(HumanMessage(f"{user}\n\n{INVESTIGATION_INSTRUCTION}"))
             tokens = await self._investigate(messages, lc_tools, tool_log)
-        elif self._tools is not None and self.investigation is Investigation.PROMPTED:
+        elif (self._tools is not None and self.investigation is Investigation.PROMPTED
+              and (gaps := evidence_gaps(targets, evidence))):
             guarded = GuardedInvestigation(self._tools, names, timeout_s=self._tool_timeout_s)
-            messages.append(HumanMessage(f"{user}\n\n{PROMPTED_INVESTIGATION_INSTRUCTION}"))
+            ask = PROMPTED_INVESTIGATION_INSTRUCTION.format(gaps="; ".join(gaps))
+            messages.append(HumanMessage(f"{user}\n\n{ask}"))
             tokens = await self._investigate_prompted(messages, guarded, tool_log)
         else:
             messages.append(HumanMessage(user))

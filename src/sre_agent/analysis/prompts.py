@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Severity
-from sre_agent.domain.evidence import AlertContext, Evidence, ResolvedTarget
+from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 
 MAX_ALERTS = 20
 MAX_VALUE_CHARS = 1000
@@ -121,8 +121,24 @@ you have enough, stop calling tools and reply with a short plain-text summary of
 findings; you will then be asked for the final structured answer."""
 
 PROMPTED_INVESTIGATION_INSTRUCTION = """\
-Do you need one read-only tool to check something the evidence above does not show? Reply \
-with one JSON object only: {"tool": NAME, "args": {...}}, or {"tool": "none"}."""
+The evidence above does not show: {gaps}. Do you need one read-only tool to check it? Reply \
+with one JSON object only: {{"tool": NAME, "args": {{...}}}}, or {{"tool": "none"}}."""
+
+
+def evidence_gaps(targets: list[ResolvedTarget], evidence: list[Evidence]) -> list[str]:
+    """What the collected evidence lacks that a read-only tool could still show: a source that
+    failed (a timeout, Prometheus or Docker down for a moment), a resolved container without
+    its state. No Prometheus evidence at all is no gap: the tool asks the same Prometheus the
+    collectors would have. Empty when a tool could only repeat what the evidence holds: then a
+    prompted investigation is not offered (every round re-sends the whole prompt; the 1.5B
+    model asked for two tools on every incident, tripling the tokens, and gained little)."""
+    gaps = [f"{ev.source} {_clip(ev.name, 80)} ({ev.status.value})" for ev in evidence
+            if ev.status is EvidenceStatus.ERROR and ev.source != "target"]
+    seen = {str(ev.data.get("container", ev.name)) for ev in evidence
+            if ev.source == "docker" and ev.status is EvidenceStatus.OK}
+    gaps += [f"the state of container {_clip(t.name, 80)}" for t in targets
+             if t.name not in seen]
+    return gaps[:MAX_LIST_ITEMS]
 
 PROMPTED_NEXT_INSTRUCTION = """\
 Another tool? Reply with one JSON object only: {"tool": NAME, "args": {...}}, or \
