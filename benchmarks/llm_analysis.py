@@ -74,8 +74,20 @@ def endpoint(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
             f"{args.threads} threads, 1 slot")
 
 
-def verdicts(reports: dict[str, dict[str, Any]]) -> list[str]:
+def verdicts(reports: dict[str, dict[str, Any]],
+             rows: list[dict[str, Any]] | None = None) -> list[str]:
     llm, rules, comb = reports["llm"], reports["rules"], reports["combined"]
+    # Split by how the analysis ran: one answer call, or prompted tool rounds first (each round
+    # re-sends the whole prompt, so an investigated incident costs a multiple of the tokens).
+    split = []
+    for label, picked in (("answered in one call", [r for r in rows or [] if not r["tool_calls"]]),
+                          ("investigated first", [r for r in rows or [] if r["tool_calls"]])):
+        if picked:
+            top = max(r["tokens"] for r in picked)
+            split.append((f"tokens per incident, {label} ({len(picked)} of {len(rows or [])})",
+                          top <= TARGETS["tokens_per_incident"],
+                          f"max {top}, {max(r['latency_ms'] for r in picked) / 1000:.1f} s at "
+                          "most (target <= 1,500)"))
     ok = [
         ("analysis p50", llm["latency_ms_p50"] <= TARGETS["p50_ms"],
          f"{llm['latency_ms_p50'] / 1000:.1f} s (target <= 8 s)"),
@@ -84,6 +96,7 @@ def verdicts(reports: dict[str, dict[str, Any]]) -> list[str]:
         ("tokens per incident", llm["tokens_per_incident_max"] <= TARGETS["tokens_per_incident"],
          f"mean {llm['tokens_per_incident_mean']}, max {llm['tokens_per_incident_max']} "
          "(target <= 1,500)"),
+        *split,
         ("combined action accuracy >= rules", comb["action_accuracy"] >= rules["action_accuracy"],
          f"{comb['action_accuracy']:.1%} vs {rules['action_accuracy']:.1%}"),
         ("combined unsafe proposals", comb["unsafe"] == 0, f"{comb['unsafe']} (target 0)"),
@@ -175,7 +188,7 @@ def summarise(results: dict[str, list[ScenarioResult]], rows: list[dict[str, Any
                             "tokens_per_incident_mean": round(sum(tokens) / len(tokens)),
                             "tokens_per_incident_max": max(tokens)}
     return {"scenarios": len(rows), "scenarios_planned": planned, "complete": len(rows) == planned,
-            "reports": reports, "rows": rows, "verdicts": verdicts(reports)}
+            "reports": reports, "rows": rows, "verdicts": verdicts(reports, rows)}
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ MODEL="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 # /proc/cpuinfo (LLAMA_FLAVOUR=portable|avx512 overrides):
 #   portable1: AVX2, FMA, F16C (any x86-64-v3 CPU);
 #   avx512-1:  that plus AVX-512 F/CD/VL/DQ/BW, VBMI, VNNI and BF16 (Zen 4, Ice Lake and later),
-#              AMX off: 27% faster analyses than portable1 on this machine (docs/benchmarks.md).
+#              AMX off: analyses p50 0.79x portable1's on this machine (docs/benchmarks.md).
 # A flavour that fails its smoke test (a kernel that does not enable AVX-512 state) falls back
 # to portable1. bin/llama-server links to the flavour chosen here; the tests start that one.
 SERVER_VERSION="11434.0.0"

@@ -73,6 +73,14 @@ _OPEN_INCIDENT = (select(incidents.c.id)
 _KNOWN_ALERTS = select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.incident_id,
                        alerts.c.status, alerts.c.received_seq).where(
     alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+_ACTION_STATUS = select(actions.c.status).where(actions.c.id == bindparam("action_id"))
+_LAST_SEQ = select(incidents.c.last_seq).where(incidents.c.id == bindparam("incident_id"))
+_LATER_SEQS = (select(events.c.seq)
+               .where(events.c.incident_id == bindparam("incident_id"),
+                      events.c.seq > bindparam("through"), events.c.type.not_in(DELIVERY_TYPES))
+               .order_by(events.c.seq))
+_CLEAR_PROGRESS = delete(progress).where(progress.c.incident_id == bindparam("incident_id"))
+_SET_PROGRESS = insert(progress).values(done=False)
 _INCIDENT_MEMBERS = select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at,
                            alerts.c.status).where(
     alerts.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
@@ -202,7 +210,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         """Append only if the action is still in one of ``allowed`` statuses (atomically)."""
         def run(conn: Connection) -> list[StoredEvent] | None:
             head = self._lock_head(conn)
-            row = conn.execute(select(actions.c.status).where(actions.c.id == action_id)).first()
+            row = conn.execute(_ACTION_STATUS, {"action_id": action_id}).first()
             if row is None or row.status not in allowed:
                 return None
             return self._append_in(conn, new, head)
@@ -253,21 +261,17 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
     async def mark_processed(self, incident_id: str, seq: int | None,
                              own: frozenset[int] = frozenset()) -> None:
         def run(conn: Connection) -> None:
+            key = {"incident_id": incident_id}
             through = seq
             if through is None:
-                through = int(conn.execute(select(incidents.c.last_seq).where(
-                    incidents.c.id == incident_id)).scalar() or 0)
+                through = int(conn.execute(_LAST_SEQ, key).scalar() or 0)
             if own:
-                for later in conn.execute(select(events.c.seq).where(
-                        events.c.incident_id == incident_id, events.c.seq > through,
-                        events.c.type.not_in(DELIVERY_TYPES)).order_by(events.c.seq)
-                        ).scalars():
+                for later in conn.execute(_LATER_SEQS, {**key, "through": through}).scalars():
                     if later not in own:
                         break  # someone else's: the incident stays pending for it
                     through = int(later)
-            conn.execute(delete(progress).where(progress.c.incident_id == incident_id))
-            conn.execute(insert(progress).values(incident_id=incident_id,
-                                                 processed_seq=through, done=False))
+            conn.execute(_CLEAR_PROGRESS, key)
+            conn.execute(_SET_PROGRESS, {**key, "processed_seq": through})
         await self._write(run)
 
     async def rebuild_projections(self) -> int:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, bindparam, exists, func, select
 
 from sre_agent.domain.events import (
     GENESIS_HASH,
@@ -29,6 +29,15 @@ from sre_agent.store.schema import (
 
 T = TypeVar("T")
 MAX_SNAPSHOT_EVENTS = 100_000  # an incident's log as a pipeline run reads it, at most
+
+# The statements of every pipeline run, built once (building one cost more CPU than running it:
+# see store/sql.py).
+_INCIDENT = select(incidents).where(incidents.c.id == bindparam("incident_id"))
+_INCIDENT_ALERTS = (select(alerts).where(alerts.c.incident_id == bindparam("incident_id"))
+                    .order_by(alerts.c.id))
+_INCIDENT_EVENTS = (select(events).where(events.c.incident_id == bindparam("incident_id"))
+                    .order_by(events.c.seq).limit(MAX_SNAPSHOT_EVENTS))
+_CONTROL = select(control)
 
 
 def row_to_event(row: Any) -> StoredEvent:
@@ -88,24 +97,20 @@ class LogQueries:
 
     async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
         def run(conn: Connection) -> dict[str, Any] | None:
-            row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+            row = conn.execute(_INCIDENT, {"incident_id": incident_id}).first()
             return dict(row._mapping) if row else None
         return await self._read(run)
 
     async def incident_snapshot(self, incident_id: str) -> IncidentSnapshot | None:
         def run(conn: Connection) -> IncidentSnapshot | None:
             with conn.begin():  # one transaction: the four reads see one state of the store
-                row = conn.execute(select(incidents).where(incidents.c.id == incident_id)
-                                   ).first()
+                key = {"incident_id": incident_id}
+                row = conn.execute(_INCIDENT, key).first()
                 if row is None:
                     return None
-                alert_rows = conn.execute(select(alerts).where(
-                    alerts.c.incident_id == incident_id).order_by(alerts.c.id))
-                found = [dict(r._mapping) for r in alert_rows]
-                evs = [row_to_event(r) for r in conn.execute(
-                    select(events).where(events.c.incident_id == incident_id)
-                    .order_by(events.c.seq).limit(MAX_SNAPSHOT_EVENTS))]
-                state = {r.key: r.value for r in conn.execute(select(control))}
+                found = [dict(r._mapping) for r in conn.execute(_INCIDENT_ALERTS, key)]
+                evs = [row_to_event(r) for r in conn.execute(_INCIDENT_EVENTS, key)]
+                state = {r.key: r.value for r in conn.execute(_CONTROL)}
             return IncidentSnapshot(dict(row._mapping), found, evs, state)
         return await self._read(run)
 
@@ -150,7 +155,7 @@ class LogQueries:
 
     async def control_state(self) -> dict[str, str]:
         def run(conn: Connection) -> dict[str, str]:
-            return {r.key: r.value for r in conn.execute(select(control))}
+            return {r.key: r.value for r in conn.execute(_CONTROL)}
         return await self._read(run)
 
     async def pending_incidents(self, limit: int = 1000,
