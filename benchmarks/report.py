@@ -386,8 +386,9 @@ def incident_throughput(d: dict[str, Any]) -> list[str]:
     if before is not None:
         lines += ["", f"Before this work ({before.get('code', '?')}), same script, "
                   f"{before['machine'].get('date', '?')}:", "", *_throughput_table(before)]
-    ab = load("incident_throughput_ab")
-    if ab is not None:
+    for ab in (load("incident_throughput_ab"), load("incident_throughput_ab_pg")):
+        if ab is None:
+            continue
         lines += ["", f"Alternating runs, {ab['setup']}:", "",
                   "| run | code | incidents/s | agent CPU ms per incident | load 1m before |",
                   "| --- | --- | --- | --- | --- |"]
