@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from sre_agent.domain.actions import (
     STATUS_BY_EVENT,
@@ -16,6 +16,15 @@ from sre_agent.domain.actions import (
 )
 from sre_agent.domain.events import EventType, StoredEvent, payloads
 from sre_agent.store.schema import action_stats, actions, breakers, incidents
+
+# The statements of every action event, built once (see store/sql.py). An update's SET
+# columns come from the parameters' keys (each key set compiles once, then is cached); the
+# row's id is bound as ``action_id``, a name no column has.
+_INSERT_ACTION = insert(actions)
+_UPDATE_ACTION = update(actions).where(actions.c.id == bindparam("action_id"))
+_ACTION_STATS_KEY = select(actions.c.alertname, actions.c.kind).where(
+    actions.c.id == bindparam("action_id"))
+_ACTION_RESULT = select(actions.c.result).where(actions.c.id == bindparam("action_id"))
 
 
 def _ts(at: str) -> float:
@@ -56,22 +65,21 @@ def apply_action_event(conn: Connection, ev: StoredEvent) -> None:
         return
     now = _ts(ev.at)
     if isinstance(p, payloads.ActionProposed):
-        conn.execute(insert(actions).values(**new_action_row(ev, p, now)))
+        conn.execute(_INSERT_ACTION, new_action_row(ev, p, now))
         return
     changes = action_changes(step, now, lambda: _current_result(conn, step.action_id))
-    conn.execute(update(actions).where(actions.c.id == step.action_id).values(**changes))
+    conn.execute(_UPDATE_ACTION, {**changes, "action_id": step.action_id})
     if isinstance(p, payloads.VerificationPassed) and ev.incident_id:
         _record_late_recovery(conn, ev.incident_id, step.action_id)
     if step.attempt:
-        row = conn.execute(select(actions.c.alertname, actions.c.kind)
-                           .where(actions.c.id == step.action_id)).first()
+        row = conn.execute(_ACTION_STATS_KEY, {"action_id": step.action_id}).first()
         if row is not None:
             _bump_stats(conn, row.alertname, row.kind, attempts=1,
                         successes=1 if step.success else 0)
 
 
 def _current_result(conn: Connection, action_id: str) -> dict[str, Any]:
-    row = conn.execute(select(actions.c.result).where(actions.c.id == action_id)).first()
+    row = conn.execute(_ACTION_RESULT, {"action_id": action_id}).first()
     return dict(row.result or {}) if row else {}
 
 
