@@ -200,10 +200,7 @@ class RecordedTools:
                         error="no recorded result for this query (offline evaluation)")
 
     def _container(self, name: str) -> Evidence | None:
-        for ev in self._evidence("docker"):
-            if ev.data.get("container", ev.name) == name:
-                return ev
-        return None
+        return next((ev for ev in self._evidence("docker") if ev.is_container(name)), None)
 
     async def container_state(self, name: str) -> Evidence:
         ev = self._container(name)

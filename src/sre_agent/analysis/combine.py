@@ -39,7 +39,7 @@ from sre_agent.domain.diagnosis import (
     Engine,
     ProposedAction,
 )
-from sre_agent.domain.evidence import Evidence, EvidenceStatus
+from sre_agent.domain.evidence import Evidence, container_state
 
 UNDERSTOOD_CONFIDENCE = 0.6
 STOPPED_STATES = frozenset({"exited", "created", "dead", "stopped"})
@@ -51,15 +51,6 @@ def understood(rules: Diagnosis) -> bool:
     return rules.runbook is not None and rules.confidence >= UNDERSTOOD_CONFIDENCE
 
 
-def _container_state(evidence: list[Evidence], target: str) -> dict[str, Any] | None:
-    for ev in evidence:
-        if ev.source != "docker" or ev.status is not EvidenceStatus.OK:
-            continue
-        name = ev.data.get("container", ev.name)
-        if name == target:
-            return ev.data
-    return None
-
 
 def backed_kind(target: str, evidence: list[Evidence]) -> tuple[ActionKind, str] | None:
     """The one container action the evidence backs on ``target``, with the fact, or None.
@@ -68,9 +59,10 @@ def backed_kind(target: str, evidence: list[Evidence]) -> tuple[ActionKind, str]
     ``restart_container``: the target is running but unhealthy, or restarting.
     A container's state backs at most one of them.
     """
-    state = _container_state(evidence, target)
-    if state is None:
+    found = container_state(evidence, target)
+    if found is None:
         return None
+    state = found.data
     status = str(state.get("status", "")).lower()
     health = str(state.get("health", "")).lower()
     if status in STOPPED_STATES:

@@ -20,7 +20,13 @@ import json
 from typing import Any
 
 from sre_agent.domain.diagnosis import CONTAINER_ACTIONS, ActionKind, Category, Severity
-from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
+from sre_agent.domain.evidence import (
+    AlertContext,
+    Evidence,
+    EvidenceStatus,
+    ResolvedTarget,
+    container_state,
+)
 
 MAX_ALERTS = 20
 MAX_VALUE_CHARS = 1000
@@ -134,10 +140,8 @@ def evidence_gaps(targets: list[ResolvedTarget], evidence: list[Evidence]) -> li
     model asked for two tools on every incident, tripling the tokens, and gained little)."""
     gaps = [f"{ev.source} {_clip(ev.name, 80)} ({ev.status.value})" for ev in evidence
             if ev.status is EvidenceStatus.ERROR and ev.source != "target"]
-    seen = {str(ev.data.get("container", ev.name)) for ev in evidence
-            if ev.source == "docker" and ev.status is EvidenceStatus.OK}
     gaps += [f"the state of container {_clip(t.name, 80)}" for t in targets
-             if t.name not in seen]
+             if container_state(evidence, t.name) is None]
     return gaps[:MAX_LIST_ITEMS]
 
 PROMPTED_NEXT_INSTRUCTION = """\

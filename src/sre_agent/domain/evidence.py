@@ -22,6 +22,16 @@ class Evidence(BaseModel):
     error: str | None = None
     duration_ms: float = 0.0
 
+    def is_container(self, name: str) -> bool:
+        """Docker evidence about container ``name`` (a container's state names it in data)."""
+        return self.source == "docker" and self.data.get("container", self.name) == name
+
+
+def container_state(evidence: list[Evidence], name: str) -> Evidence | None:
+    """The Docker evidence that read container ``name``'s state successfully, or None."""
+    return next((ev for ev in evidence
+                 if ev.is_container(name) and ev.status is EvidenceStatus.OK), None)
+
 
 class ResolvedTarget(BaseModel):
     """A container an alert is about, and how we know."""

@@ -89,8 +89,7 @@ def _record_late_recovery(conn: Connection, incident_id: str, action_id: str) ->
     window), the verification is the second and records it."""
     inc = conn.execute(select(incidents.c.opened_at, incidents.c.resolved_at)
                        .where(incidents.c.id == incident_id)).first()
-    row = conn.execute(select(actions.c.alertname, actions.c.kind)
-                       .where(actions.c.id == action_id)).first()
+    row = conn.execute(_ACTION_STATS_KEY, {"action_id": action_id}).first()
     if inc is None or inc.resolved_at is None or row is None:
         return
     seconds = max(0.0, _ts(inc.resolved_at) - _ts(inc.opened_at))
