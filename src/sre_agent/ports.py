@@ -135,12 +135,14 @@ class EventStore(Protocol):
         ...
 
     async def mark_processed(self, incident_id: str, seq: int | None,
-                             own: frozenset[int] = frozenset()) -> None:
+                             own: frozenset[int] = frozenset(),
+                             release_owner: str | None = None) -> None:
         """Record the incident's log as processed through ``seq`` (None: through its last
         event), and further through the incident's next events as long as their seqs are in
         ``own`` (what the run appended itself): the first event not in ``own`` stops it, so
         whatever anyone else appended keeps the incident pending. Delivery records, which
-        never make an incident pending, are skipped over."""
+        never make an incident pending, are skipped over. With ``release_owner``, the lease
+        that owner holds on the incident is released in the same transaction."""
         ...
 
     async def claim(self, incident_id: str, owner: str, ttl_s: float, now: float) -> bool:

@@ -278,3 +278,53 @@ async def test_one_owner_per_incident_lease_and_takeover_after_the_ttl(
     finally:
         await a.close()
         await b.close()
+
+
+
+async def test_claiming_ones_own_lease_extends_it_and_mark_processed_releases_it(
+        store_url: str) -> None:
+    store = SqlEventStore(store_url)
+    try:
+        now = 1_800_000_000.0
+        result = await store.ingest(WebhookNotification.model_validate(notification()))
+        [incident_id] = result.touched
+        assert await store.claim(incident_id, "A", 10, now)
+        assert await store.claim(incident_id, "A", 10, now + 8)  # ours: extended to +18
+        [lease] = await store.list_leases(now)
+        assert lease["expires_at"] == now + 18
+        assert await store.pending_incidents() == [incident_id]
+        await store.mark_processed(incident_id, None, release_owner="B")  # not B's lease
+        assert len(await store.list_leases(now)) == 1
+        assert await store.pending_incidents() == []
+        await store.mark_processed(incident_id, None, release_owner="A")
+        assert await store.list_leases(now) == []
+    finally:
+        await store.close()
+
+
+async def test_a_write_that_raises_fails_alone_in_its_batch(store_url: str) -> None:
+    """Writes share a transaction (group commit), run first without savepoints: one that
+    raises must roll back alone, and the others of its batch still commit, exactly once."""
+    store = SqlEventStore(store_url)
+
+    def event(i: int) -> NewEvent:
+        return NewEvent(EventType.MODE_CHANGED, Actor.operator(f"w{i}"), None,
+                        {"mode": "observe", "i": i})
+
+    def broken(conn: Any) -> None:
+        store._append_in(conn, [event(99)])
+        raise ValueError("bad job")
+
+    try:
+        good = [store.append([event(i)]) for i in range(5)]
+        results = await asyncio.gather(*good[:2], store._write(broken), *good[2:],
+                                       return_exceptions=True)
+        assert isinstance(results[2], ValueError)
+        assert all(isinstance(r, list) and len(r) == 1 for r in results[:2] + results[3:])
+        logged = await store.list_events(types=[EventType.MODE_CHANGED])
+        assert sorted(e.data["i"] for e in logged) == [0, 1, 2, 3, 4]
+        assert [e.seq for e in logged] == [1, 2, 3, 4, 5]  # one linear chain, no gap
+        verified = await store.verify()
+        assert verified.ok and verified.checked == 5
+    finally:
+        await store.close()

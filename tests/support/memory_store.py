@@ -113,7 +113,10 @@ class InMemoryEventStore:
                             result.duplicate_of, result.late)
 
     async def mark_processed(self, incident_id: str, seq: int | None,
-                             own: frozenset[int] = frozenset()) -> None:
+                             own: frozenset[int] = frozenset(),
+                             release_owner: str | None = None) -> None:
+        if release_owner is not None:
+            await self.release(incident_id, release_owner)
         through = int(self.incidents[incident_id]["last_seq"]) if seq is None else seq
         for e in self.events:
             if e.incident_id != incident_id or e.seq <= through or e.type in DELIVERY_TYPES:

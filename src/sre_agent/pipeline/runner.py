@@ -236,7 +236,7 @@ class PipelineRunner:
             log.debug("incident_leased_elsewhere", incident_id=incident_id)
             return True
         try:
-            ok = await self.process(incident_id)
+            ok = await self.process(incident_id, release_owner=self.owner)
         except asyncio.CancelledError:
             # Stopped mid-run (shutdown): the lease is kept, so it runs out within a TTL and
             # another replica's lease watch takes the incident over; a released lease would
@@ -246,7 +246,8 @@ class PipelineRunner:
         except BaseException:
             await self._release(incident_id)
             raise
-        await self._release(incident_id)
+        if not ok:  # a completed run released its lease as it marked the incident processed
+            await self._release(incident_id)
         return ok
 
     async def _release(self, incident_id: str) -> None:
@@ -255,8 +256,10 @@ class PipelineRunner:
         except StoreUnavailable as exc:  # it runs out by itself
             log.warning("lease_release_failed", incident_id=incident_id, error=str(exc))
 
-    async def process(self, incident_id: str) -> bool:
-        """Run every stage once for the incident; True when all stages completed.
+    async def process(self, incident_id: str, *, release_owner: str | None = None) -> bool:
+        """Run every stage once for the incident; True when all stages completed (and then,
+        with ``release_owner``, that owner's lease is released in the same write that marks
+        the incident processed: one transaction, not two).
 
         Processed, afterwards, is what this run saw: the log as the first stage found it, plus
         the events the stages appended themselves. An event anyone else appended meanwhile (a
@@ -286,7 +289,8 @@ class PipelineRunner:
                     self.metrics.stage_seconds.labels(stage.name).observe(
                         time.perf_counter() - started)
             own.update(e.seq for e in appended or () if e.incident_id == incident_id)
-        await self.store.mark_processed(incident_id, seen_seq, own=frozenset(own))
+        await self.store.mark_processed(incident_id, seen_seq, own=frozenset(own),
+                                        release_owner=release_owner)
         self.processed += 1
         return True
 

@@ -50,7 +50,7 @@ from sre_agent.store.schema import (
     progress,
 )
 from sre_agent.store.sql_actions import ActionQueries
-from sre_agent.store.sql_leases import LeaseQueries
+from sre_agent.store.sql_leases import RELEASE_LEASE, LeaseQueries
 from sre_agent.store.sql_reads import LogQueries, row_to_event
 from sre_agent.store.sql_replicas import ReplicaQueries
 
@@ -84,6 +84,10 @@ _SET_PROGRESS = insert(progress).values(done=False)
 _INCIDENT_MEMBERS = select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at,
                            alerts.c.status).where(
     alerts.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
+
+
+class _JobFailed(Exception):
+    """A job of a batch run without savepoints raised: the batch is rolled back and rerun."""
 
 
 def new_incident_id() -> str:
@@ -141,17 +145,32 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                     fut.set_exception(value)
 
     def _run_batch(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        """Run the jobs in one transaction. Optimistically without savepoints (two round trips
+        per job saved on PostgreSQL): a job that raises rolls the whole batch back, and the
+        batch runs again with each job in its own SAVEPOINT, so only that job fails. Jobs are
+        pure functions of the connection, so running one twice is safe."""
+        if len(jobs) > 1:
+            try:
+                return self._run_jobs(jobs, savepoints=False)
+            except _JobFailed:
+                pass
+        return self._run_jobs(jobs, savepoints=len(jobs) > 1)
+
+    def _run_jobs(self, jobs: list[Callable[[Connection], Any]],
+                  savepoints: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         with self.engine.connect() as conn, conn.execution_options(
                 **{WRITE_OPTION: True}).begin():
             for job in jobs:
-                savepoint = conn.begin_nested() if len(jobs) > 1 else None
+                savepoint = conn.begin_nested() if savepoints else None
                 try:
                     value = job(conn)
                 except SQLAlchemyError:
                     raise  # the connection may be unusable: fail the whole batch
                 except Exception as exc:
                     if savepoint is None:
+                        if len(jobs) > 1:
+                            raise _JobFailed from exc  # rolled back: run again, isolated
                         raise
                     savepoint.rollback()
                     outcomes.append((False, exc))
@@ -259,8 +278,11 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         return snap
 
     async def mark_processed(self, incident_id: str, seq: int | None,
-                             own: frozenset[int] = frozenset()) -> None:
+                             own: frozenset[int] = frozenset(),
+                             release_owner: str | None = None) -> None:
         def run(conn: Connection) -> None:
+            if release_owner is not None:
+                conn.execute(RELEASE_LEASE, {"incident_id": incident_id, "owner": release_owner})
             key = {"incident_id": incident_id}
             through = seq
             if through is None:
