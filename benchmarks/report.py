@@ -333,7 +333,8 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
              "api-postgresql": "`api` on PostgreSQL (worker in another process)"}
     out = [f"{d['configs'][next(iter(d['configs']))]['rounds']} alternating rounds per "
            f"configuration ({d['requests_c1']} requests at concurrency 1, "
-           f"{d['requests_c32']} at concurrency 32; median of the rounds; 1-minute load "
+           f"{d.get('generator_c32') or str(d['requests_c32']) + ' requests'} at "
+           "concurrency 32; median of the rounds; 1-minute load "
            f"average at the start {d['load_avg_start']:.1f} on 2 cores)", "",
            "| | ack p50 ms (c=1) | bare p50 ms | ack p99 ms | c=32 per s | bare per s | "
            "throughput ratio (runs) |",

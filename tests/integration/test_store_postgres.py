@@ -179,7 +179,7 @@ async def test_the_agent_on_postgresql_answers_503_while_it_is_down_and_loses_no
             assert (await c.get("/ready")).status_code == 503
         finally:
             pg_cluster.start()
-        for _ in range(100):  # the pool reconnects on its own (pre-ping)
+        for _ in range(100):  # the pool reconnects on its own (dead connections are replaced)
             if await send(15) == 200:
                 break
             await asyncio.sleep(0.2)
@@ -326,5 +326,26 @@ async def test_a_write_that_raises_fails_alone_in_its_batch(store_url: str) -> N
         assert [e.seq for e in logged] == [1, 2, 3, 4, 5]  # one linear chain, no gap
         verified = await store.verify()
         assert verified.ok and verified.checked == 5
+    finally:
+        await store.close()
+
+
+async def test_after_a_server_restart_the_first_read_and_write_reconnect(
+        pg_cluster: Any) -> None:
+    """Pooled connections die with the server. Without a ping per checkout, the first
+    statement on a dead one fails; the store replaces it and runs the read, or the batch that
+    had written nothing yet, again once: no StoreUnavailable once the server is back."""
+    store = SqlEventStore(pg_cluster.create_database())
+    event = NewEvent(EventType.MODE_CHANGED, Actor.operator("t"), None, {"mode": "observe"})
+    try:
+        for _ in range(3):  # several pooled connections, read and write
+            await asyncio.gather(store.append([event]), store.verify(), store.control_state())
+        pg_cluster.stop("fast")
+        pg_cluster.start()
+        assert (await store.verify()).checked == 3
+        assert await store.control_state() == {"mode": "observe"}
+        [stored] = await store.append([event])
+        assert stored.seq == 4
+        assert (await store.verify()).ok
     finally:
         await store.close()

@@ -23,7 +23,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from sre_agent.domain.alertmanager import WebhookNotification
 from sre_agent.domain.events import (
@@ -37,7 +37,7 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.ports import IngestResult, StoreUnavailable
-from sre_agent.store.engine import WRITE_OPTION, make_engine
+from sre_agent.store.engine import WRITE_OPTION, make_engine, make_read_engine
 from sre_agent.store.migrations import upgrade
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
@@ -90,6 +90,10 @@ class _JobFailed(Exception):
     """A job of a batch run without savepoints raised: the batch is rolled back and rerun."""
 
 
+class _Reconnect(Exception):
+    """The batch's pooled connection was dead before it wrote anything: run it again."""
+
+
 def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
@@ -98,6 +102,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._read_engine = make_read_engine(url, self.engine)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -149,6 +154,12 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         per job saved on PostgreSQL): a job that raises rolls the whole batch back, and the
         batch runs again with each job in its own SAVEPOINT, so only that job fails. Jobs are
         pure functions of the connection, so running one twice is safe."""
+        try:
+            return self._run_isolated(jobs)
+        except _Reconnect:  # a pooled connection had died before anything was committed
+            return self._run_isolated(jobs)
+
+    def _run_isolated(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         if len(jobs) > 1:
             try:
                 return self._run_jobs(jobs, savepoints=False)
@@ -165,6 +176,12 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                 savepoint = conn.begin_nested() if savepoints else None
                 try:
                     value = job(conn)
+                except DBAPIError as exc:
+                    if exc.connection_invalidated and not outcomes:
+                        # The connection was dead before this batch wrote anything (the server
+                        # restarted): the pool is invalidated; run the batch again, once.
+                        raise _Reconnect from exc
+                    raise  # the connection may be unusable: fail the whole batch
                 except SQLAlchemyError:
                     raise  # the connection may be unusable: fail the whole batch
                 except Exception as exc:
@@ -180,14 +197,30 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                 outcomes.append((True, value))
         return outcomes
 
-    async def _read(self, fn: Callable[[Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Connection], T], *, snapshot: bool = False) -> T:
+        """Run ``fn`` on a read connection in a worker thread. ``snapshot``: in one transaction
+        that sees one state of the store (REPEATABLE READ on PostgreSQL, whose read engine is
+        in autocommit; SQLite's read transaction is one WAL snapshot). A connection found dead
+        (the server restarted) is replaced and the read run again, once."""
         def run() -> T:
+            if not snapshot:
+                with self._read_engine.connect() as conn:
+                    return fn(conn)
             with self.engine.connect() as conn:
-                return fn(conn)
-        try:
-            return await asyncio.to_thread(run)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+                if conn.dialect.name == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return fn(conn)
+        for attempt in (1, 2):
+            try:
+                return await asyncio.to_thread(run)
+            except DBAPIError as exc:
+                if exc.connection_invalidated and attempt == 1:
+                    continue
+                raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+            except (SQLAlchemyError, OSError) as exc:
+                raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _lock_head(conn: Connection) -> tuple[int, str]:
@@ -327,6 +360,8 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
             max_workers=1, thread_name_prefix="store-writer")
         old.shutdown(wait=True)
         self.engine.dispose()
+        if self._read_engine is not self.engine:
+            self._read_engine.dispose()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

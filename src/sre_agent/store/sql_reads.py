@@ -47,7 +47,8 @@ def row_to_event(row: Any) -> StoredEvent:
 
 
 class LogQueries:
-    async def _read(self, fn: Callable[[Connection], T]) -> T:  # provided by SqlEventStore
+    async def _read(self, fn: Callable[[Connection], T],  # provided by SqlEventStore
+                    *, snapshot: bool = False) -> T:
         raise NotImplementedError
 
     # --- reads --------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ class LogQueries:
                 return VerifyResult(checked, ChainBreak(
                     expected, f"chain head says seq {head.seq}, log ends at {expected - 1}"))
             return VerifyResult(checked, None)
-        return await self._read(run)
+        return await self._read(run, snapshot=True)  # appends meanwhile: not a break
 
     async def get_incident(self, incident_id: str) -> dict[str, Any] | None:
         def run(conn: Connection) -> dict[str, Any] | None:
@@ -103,16 +104,15 @@ class LogQueries:
 
     async def incident_snapshot(self, incident_id: str) -> IncidentSnapshot | None:
         def run(conn: Connection) -> IncidentSnapshot | None:
-            with conn.begin():  # one transaction: the four reads see one state of the store
-                key = {"incident_id": incident_id}
-                row = conn.execute(_INCIDENT, key).first()
-                if row is None:
-                    return None
-                found = [dict(r._mapping) for r in conn.execute(_INCIDENT_ALERTS, key)]
-                evs = [row_to_event(r) for r in conn.execute(_INCIDENT_EVENTS, key)]
-                state = {r.key: r.value for r in conn.execute(_CONTROL)}
+            key = {"incident_id": incident_id}
+            row = conn.execute(_INCIDENT, key).first()
+            if row is None:
+                return None
+            found = [dict(r._mapping) for r in conn.execute(_INCIDENT_ALERTS, key)]
+            evs = [row_to_event(r) for r in conn.execute(_INCIDENT_EVENTS, key)]
+            state = {r.key: r.value for r in conn.execute(_CONTROL)}
             return IncidentSnapshot(dict(row._mapping), found, evs, state)
-        return await self._read(run)
+        return await self._read(run, snapshot=True)  # the four reads see one state
 
     async def incident_alerts(self, incident_id: str, *, offset: int = 0,
                               limit: int | None = None) -> list[dict[str, Any]]:
