@@ -28,8 +28,9 @@ benchmarks/results/incident_throughput.json.
         [--profile DIR]
 
 ``--profile DIR`` records a py-spy profile of the first replica of every case into DIR:
-collapsed stacks of the thread holding the GIL (``py-spy record --gil --format raw``; ``pip
-install py-spy``; needs ptrace rights).
+collapsed stacks of the threads on a CPU (``py-spy record --format raw``; with
+``PROFILE_GIL=1``, of the thread holding the GIL, whose attribution counts threads waiting on
+the database in psycopg; ``pip install py-spy``; needs ptrace rights).
 """
 
 from __future__ import annotations
@@ -262,7 +263,9 @@ def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
         print("py-spy not installed: no profile", file=sys.stderr)
         return None
     return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration",
-                             str(seconds), "--rate", "100", "--gil", "--format", "raw",
+                             str(seconds), "--rate", "100",
+                             *(["--gil"] if os.environ.get("PROFILE_GIL") == "1" else []),
+                             "--format", "raw",
                              "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
