@@ -84,9 +84,11 @@ def drive_wrk(url: str, *, base: int, seconds: float, concurrency: int, threads:
         path.write_text(script)
         split = urlsplit(url)
         proc = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s",
+            ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds:g}s",
              "--timeout", "30s", "-s", str(path), f"{split.scheme}://{split.netloc}{split.path}"],
-            capture_output=True, text=True, timeout=seconds + 60, check=True)
+            capture_output=True, text=True, timeout=seconds + 60, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip()[:500]}")
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith('{"requests"'))
     raw = json.loads(line)
     elapsed = raw["duration_us"] / 1e6

@@ -157,6 +157,60 @@ async def test_batched_projections_equal_one_event_at_a_time(store_url: str) -> 
         await store.close()
 
 
+async def test_pipeline_appends_merge_incident_updates_as_one_at_a_time_would(
+        store_url: str) -> None:
+    """A pipeline append's plain changes to an incident (last_seq, diagnosis, status) are
+    merged into one UPDATE; an expression (escalated unless resolved) or a read of the row
+    (a late recovery, an explanation) writes them first. Rows equal the one-by-one rebuild."""
+    from sqlalchemy import select
+
+    from sre_agent.domain.events import payloads as ev
+    from sre_agent.store.schema import action_stats, actions
+
+    store = SqlEventStore(store_url)
+    try:
+        first = await store.ingest(WebhookNotification.model_validate(notification()))
+        second = await store.ingest(WebhookNotification.model_validate(
+            notification([alert(fingerprint="other")], group_key="g-other")))
+        a, b = first.touched[0], second.touched[0]
+
+        def on(incident: str, *items: ev.EventPayload) -> list[NewEvent]:
+            return [NewEvent.of(item, Actor.AGENT, incident) for item in items]
+
+        await store.append([
+            *on(a, ev.DiagnosisProduced(engine="rules", summary="down", category="availability"),
+                ev.ActionProposed(action_id="a1", idempotency_key=f"{a}:r:web:1",
+                                  kind="restart_container", target="web",
+                                  alertname="TargetDown", reason="down")),
+            *on(b, ev.DiagnosisProduced(engine="rules", summary="b", category="unknown"),
+                ev.DiagnosisExplained(summary="b explained"),  # reads the pending diagnosis
+                ev.IncidentEscalated(reason="nobody knows")),
+            *on(a, ev.ActionStarted(action_id="a1"), ev.ActionSucceeded(action_id="a1"))])
+        await store.append([
+            *on(a, ev.IncidentResolved(reason="fixed"), ev.VerificationPassed(action_id="a1"),
+                ev.DiagnosisExplained(summary="it was down")),
+            *on(b, ev.IncidentResolved(reason="gone"), ev.IncidentEscalated(reason="late"))])
+
+        def rows() -> dict[str, list[tuple[object, ...]]]:
+            out = _projection_rows(store)
+            with store.engine.connect() as conn:
+                out["actions"] = [tuple(r) for r in conn.execute(select(actions))]
+                out["stats"] = [tuple(r) for r in conn.execute(select(action_stats))]
+            return out
+
+        live = rows()
+        by_id = {r[0]: r for r in live["incidents"]}
+        assert by_id[a][2] == "resolved" and by_id[b][2] == "resolved"  # escalation after
+        assert by_id[a][12]["summary"] == "it was down"
+        assert by_id[b][12]["summary"] == "b explained"
+        assert by_id[a][9] == (await store.get_incident(a) or {})["last_seq"]
+        assert [r[3] for r in live["stats"]] == [1]  # attempts: one, verified once
+        await store.rebuild_projections()
+        assert rows() == live
+    finally:
+        await store.close()
+
+
 async def test_incident_snapshot_equals_the_separate_reads(store_url: str) -> None:
     store = SqlEventStore(store_url)
     try:

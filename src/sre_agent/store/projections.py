@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, delete, insert, select, update
+from sqlalchemy.sql.expression import ClauseElement
 
 from sre_agent.domain.diagnosis import with_explanation
 from sre_agent.domain.events import DELIVERY_TYPES, EventType, StoredEvent
@@ -19,6 +20,31 @@ _COUNT_ALERTS = update(incidents).where(incidents.c.id == bindparam("incident"))
     last_seq=bindparam("seq"), updated_at=bindparam("at"),
     alerts_total=incidents.c.alerts_total + bindparam("received"),
     alerts_firing=incidents.c.alerts_firing + bindparam("received"))
+
+
+# An incident row's plain changes (values, no SQL expressions), SET columns from the keys.
+_UPDATE_INCIDENT = update(incidents).where(incidents.c.id == bindparam("incident_key"))
+# Events whose projection reads the incident row: pending touches are written before them.
+_READS_INCIDENT = frozenset({EventType.VERIFICATION_PASSED, EventType.DIAGNOSIS_EXPLAINED,
+                             EventType.INCIDENT_RESOLVED})
+
+
+class Touches:
+    """The plain changes of an incident's row, merged over a run of events and written as one
+    UPDATE per incident: a pipeline append (evidence, diagnosis, proposals) is one UPDATE of
+    the incident, not one per event. Later values win, as one UPDATE per event would leave
+    them. Written before any statement that reads or changes the row otherwise (``flush``)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, dict[str, Any]] = {}
+
+    def add(self, incident_id: str, changes: dict[str, Any]) -> None:
+        self.pending.setdefault(incident_id, {}).update(changes)
+
+    def flush(self, conn: Connection) -> None:
+        for incident_id, changes in self.pending.items():
+            conn.execute(_UPDATE_INCIDENT, {**changes, "incident_key": incident_id})
+        self.pending.clear()
 
 
 def _set_control(conn: Connection, key: str, value: str) -> None:
@@ -51,8 +77,12 @@ def _incident_row(ev: StoredEvent) -> dict[str, Any]:
     }
 
 
-def apply_event(conn: Connection, ev: StoredEvent) -> None:
+def apply_event(conn: Connection, ev: StoredEvent, touches: Touches | None = None) -> None:
+    """Project one event. With ``touches``, the incident's plain changes wait there (the
+    caller flushes them); without, they are written at once."""
     t = ev.type
+    if touches is not None and t in _READS_INCIDENT:
+        touches.flush(conn)
     apply_action_event(conn, ev)
     if t == EventType.INCIDENT_OPENED:
         conn.execute(_INSERT_INCIDENT, _incident_row(ev))
@@ -104,18 +134,27 @@ def apply_event(conn: Connection, ev: StoredEvent) -> None:
             incidents.c.id == ev.incident_id)).scalar()
         if isinstance(current, dict):
             changes["diagnosis"] = with_explanation(current, ev.data)
+    if touches is not None and not any(isinstance(v, ClauseElement) for v in changes.values()):
+        touches.add(ev.incident_id, changes)
+        return
+    if touches is not None:
+        touches.flush(conn)  # an expression over the row: the earlier changes go first
     conn.execute(update(incidents).where(incidents.c.id == ev.incident_id).values(**changes))
 
 
 def apply_events(conn: Connection, evs: list[StoredEvent]) -> None:
     """Apply events in order, as ``apply_event`` would one by one, in fewer statements: runs of
-    AlertReceived are batched (one INSERT, one UPDATE per incident), and an incident opened
-    just before its alerts is inserted with their counts (no UPDATE at all). A 1-alert
+    AlertReceived are batched (one INSERT, one UPDATE per incident), an incident opened
+    just before its alerts is inserted with their counts (no UPDATE at all), and the other
+    events' plain changes to an incident are merged into one UPDATE (``Touches``). A 1-alert
     notification that opens an incident is two INSERTs; 5,000 alerts are a handful."""
     opened: dict[str, dict[str, Any]] = {}  # IncidentOpened rows not inserted yet
     batch: list[StoredEvent] = []
+    touches = Touches()  # incidents' plain changes, one UPDATE each (see Touches)
 
     def flush() -> None:
+        if opened or batch:
+            touches.flush(conn)  # the alert counts' UPDATE sets last_seq too: in order
         if opened:
             conn.execute(_INSERT_INCIDENT, list(opened.values()))
         if batch:
@@ -143,5 +182,6 @@ def apply_events(conn: Connection, evs: list[StoredEvent]) -> None:
             opened[ev.incident_id] = _incident_row(ev)  # IncidentOpened touches nothing else
             continue
         flush()
-        apply_event(conn, ev)
+        apply_event(conn, ev, touches)
     flush()
+    touches.flush(conn)

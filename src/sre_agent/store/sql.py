@@ -23,6 +23,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from sre_agent.domain.alertmanager import WebhookNotification
@@ -79,8 +80,16 @@ _LATER_SEQS = (select(events.c.seq)
                .where(events.c.incident_id == bindparam("incident_id"),
                       events.c.seq > bindparam("through"), events.c.type.not_in(DELIVERY_TYPES))
                .order_by(events.c.seq))
-_CLEAR_PROGRESS = delete(progress).where(progress.c.incident_id == bindparam("incident_id"))
-_SET_PROGRESS = insert(progress).values(done=False)
+
+
+def _progress_upsert(dialect: Any) -> Any:
+    stmt = dialect.insert(progress).values(done=False)
+    return stmt.on_conflict_do_update(index_elements=[progress.c.incident_id],
+                                      set_={"processed_seq": stmt.excluded.processed_seq,
+                                            "done": False})
+
+
+_SET_PROGRESS = {"postgresql": _progress_upsert(postgresql), "sqlite": _progress_upsert(sqlite)}
 _INCIDENT_MEMBERS = select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at,
                            alerts.c.status).where(
     alerts.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
@@ -325,8 +334,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                     if later not in own:
                         break  # someone else's: the incident stays pending for it
                     through = int(later)
-            conn.execute(_CLEAR_PROGRESS, key)
-            conn.execute(_SET_PROGRESS, {**key, "processed_seq": through})
+            conn.execute(_SET_PROGRESS[conn.dialect.name], {**key, "processed_seq": through})
         await self._write(run)
 
     async def rebuild_projections(self) -> int:
