@@ -28,8 +28,24 @@ def free_port() -> int:
 
 
 def machine() -> dict[str, Any]:
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cores": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
+
+
+def cpu_model() -> str:
+    """The CPU, as /proc/cpuinfo names it, with its clock and whether it has AVX-512: the
+    machines these benchmarks run on differ (the same code measured 2-2.5x apart)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "?"
+    def field(name: str) -> str:
+        return next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
+                     if ln.startswith(name)), "?")
+    flags = field("flags").split()
+    mhz = field("cpu MHz")
+    return (f"{field('model name')}, {mhz.split('.')[0]} MHz"
+            f"{', AVX-512' if 'avx512f' in flags else ', no AVX-512'}")
 
 
 def start_server(args: list[str], env: dict[str, str], ready_url: str,

@@ -387,7 +387,8 @@ def incident_throughput(d: dict[str, Any]) -> list[str]:
     if before is not None:
         lines += ["", f"Before this work ({before.get('code', '?')}), same script, "
                   f"{before['machine'].get('date', '?')}:", "", *_throughput_table(before)]
-    for ab in (load("incident_throughput_ab"), load("incident_throughput_ab_pg")):
+    for ab in (load("incident_throughput_ab"), load("incident_throughput_ab_pg"),
+               load("incident_throughput_ab_pg_s6")):
         if ab is None:
             continue
         lines += ["", f"Alternating runs, {ab['setup']}:", "",

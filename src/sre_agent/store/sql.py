@@ -112,6 +112,9 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         self.url = url
         self.engine = make_engine(url)
         self._read_engine = make_read_engine(url, self.engine)
+        # The chain head as the running batch left it (the writer thread's alone).
+        self._head: tuple[int, str] | None = None
+        self._head_moved = False
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -179,10 +182,12 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
     def _run_jobs(self, jobs: list[Callable[[Connection], Any]],
                   savepoints: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
+        self._head, self._head_moved = None, False  # this batch's chain head (see _lock_head)
         with self.engine.connect() as conn, conn.execution_options(
                 **{WRITE_OPTION: True}).begin():
             for job in jobs:
                 savepoint = conn.begin_nested() if savepoints else None
+                head_before = (self._head, self._head_moved)
                 try:
                     value = job(conn)
                 except DBAPIError as exc:
@@ -198,12 +203,15 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                         if len(jobs) > 1:
                             raise _JobFailed from exc  # rolled back: run again, isolated
                         raise
-                    savepoint.rollback()
+                    savepoint.rollback()  # its events, and a head lock it took, are undone
+                    self._head, self._head_moved = head_before
                     outcomes.append((False, exc))
                     continue
                 if savepoint is not None:
                     savepoint.commit()
                 outcomes.append((True, value))
+            if self._head_moved and self._head is not None:
+                conn.execute(_SET_HEAD, {"head_seq": self._head[0], "head_hash": self._head[1]})
         return outcomes
 
     async def _read(self, fn: Callable[[Connection], T], *, snapshot: bool = False) -> T:
@@ -231,11 +239,17 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                 raise StoreUnavailable(str(exc).splitlines()[0][:200]) from exc
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _lock_head(conn: Connection) -> tuple[int, str]:
-        """The chain head's (seq, hash), locked until the transaction ends (PostgreSQL)."""
-        head = conn.execute(_LOCK_HEAD).one()
-        return int(head.seq), str(head.hash)
+    def _lock_head(self, conn: Connection) -> tuple[int, str]:
+        """The chain head's (seq, hash), locked until the transaction ends (PostgreSQL).
+
+        Read and locked once per group-commit batch: the batch's later jobs run in the same
+        transaction, holding the lock, so they take the head the earlier ones left in memory,
+        and the batch writes the head once, before it commits (``_run_jobs``). Two round trips
+        per append saved, one SELECT ... FOR UPDATE and one UPDATE of the head."""
+        if self._head is None:
+            row = conn.execute(_LOCK_HEAD).one()
+            self._head = (int(row.seq), str(row.hash))
+        return self._head
 
     def _append_in(self, conn: Connection, new: list[NewEvent],
                    head: tuple[int, str] | None = None) -> list[StoredEvent]:
@@ -258,7 +272,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                          "actor": ev.actor, "data": text, "prev_hash": prev, "hash": h})
             prev = h
         conn.execute(_INSERT_EVENTS, rows)
-        conn.execute(_SET_HEAD, {"head_seq": seq, "head_hash": prev})
+        self._head, self._head_moved = (seq, prev), True  # written once, at the batch's end
         apply_events(conn, stored)
         return stored
 
