@@ -32,6 +32,19 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d")}
 
 
+def code_label() -> str:
+    """Which code the agents ran: this checkout's commit, or the checkout that PYTHONPATH puts
+    first (the serve processes inherit it: how an older commit is measured beside this one)."""
+    src = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+    where = Path(src).parent if src else ROOT
+    try:
+        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return str(where)
+    return f"{'before' if src else 'after'} {sha.strip()}"
+
+
 def cpu_model() -> str:
     """The CPU, as /proc/cpuinfo names it, with its clock and whether it has AVX-512: the
     machines these benchmarks run on differ (the same code measured 2-2.5x apart)."""

@@ -232,14 +232,19 @@ def storm(d: dict[str, Any]) -> list[str]:
 
 
 def storm_replicas(d: dict[str, Any]) -> list[str]:
-    lines = ["| mode | agents | posts/s | p50 ms | p99 ms | agents' CPU ms per POST | "
+    lines = ["| code | mode | agents | posts/s | p50 ms | p99 ms | agents' CPU ms per POST | "
              "load before | drained after last ack s | pending at drain | "
              "nothing pending after s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for mode, run in d["runs"].items():
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    before = load("storm_replicas2_before")
+    runs = [(d.get("code", "this checkout"), mode, run) for mode, run in d["runs"].items()]
+    if before is not None:  # the older code, measured just before in the same session
+        runs = [(before.get("code", "before"), mode, run)
+                for mode, run in before["runs"].items()] + runs
+    for code, mode, run in runs:
         w = run["webhook"]
         lines.append(
-            f"| {mode} | {run.get('replicas', 1)} on {run.get('database', '?')} | "
+            f"| {code} | {mode} | {run.get('replicas', 1)} on {run.get('database', '?')} | "
             f"{w['per_second']} | {w['p50_ms']} | {w['p99_ms']} | "
             f"{run['agent_cpu_s']['per_post_ms']} | {run['load_average_before'][0]} | "
             f"{run.get('backlog_drained_s_after_last_ack')} | "
@@ -339,7 +344,12 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
            "| | ack p50 ms (c=1) | bare p50 ms | ack p99 ms | c=32 per s | bare per s | "
            "throughput ratio (runs) |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, c in d["configs"].items():
+    before = load("webhook_roles_before")
+    rows = list(d["configs"].items())
+    if before is not None:  # the older code, same generator, just before in the same session
+        rows = [(f"{name} ({before.get('code', 'before')})", c)
+                for name, c in before["configs"].items()] + rows
+    for name, c in rows:
         runs = ", ".join(str(r) for r in c["throughput_ratio_runs"])
         out.append(f"| {names.get(name, name)} | {c['ack_p50_ms']} | {c['bare_ack_p50_ms']} | "
                    f"{c['ack_p99_ms']} | {c['per_second_c32']} | {c['bare_per_second_c32']} | "
@@ -489,7 +499,8 @@ def main() -> None:
         m = data.get("machine", {})
         out += [f"## {title}", "",
                 f"`{script}` — {m.get('date', '?')}, {m.get('cores', m.get('nproc', '?'))} "
-                f"cores, Python {m.get('python', '?')}", ""]
+                f"cores{', ' + m['cpu'] if m.get('cpu') else ''}, Python "
+                f"{m.get('python', '?')}", ""]
         try:
             out += render(data)
         except (KeyError, TypeError) as exc:

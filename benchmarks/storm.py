@@ -44,6 +44,7 @@ from tests.support.payloads import alert, notification
 
 from benchmarks.common import (
     PYTHON,
+    code_label,
     drive,
     free_port,
     machine,
@@ -309,6 +310,7 @@ async def main() -> None:
     bodies = storm_bodies(args.groups, args.per_group)
     result: dict[str, Any] = {
         "machine": {**machine(), **machine_size()},
+        "code": code_label(),
         "storm": {"replicas": args.replicas,
                   "notifications": args.groups, "alerts_per_notification": args.per_group,
                   "alerts": args.groups * args.per_group, "deliveries_each": 2,

@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import PYTHON, drive, free_port, machine, start_server, stop, write_result
+from benchmarks.common import (
+    PYTHON,
+    code_label,
+    drive,
+    free_port,
+    machine,
+    start_server,
+    stop,
+    write_result,
+)
 from benchmarks.webhook_throughput import TOKEN, body
 from benchmarks.wrk_load import available as wrk_available
 from benchmarks.wrk_load import drive_wrk
@@ -127,7 +136,8 @@ async def main() -> None:
     configs = [c for c in args.configs.split(",") if c]
     from tests.support.postgres import start_cluster
 
-    result: dict[str, Any] = {"machine": machine(), "load_avg_start": os.getloadavg()[0],
+    result: dict[str, Any] = {"machine": machine(), "code": code_label(),
+                              "load_avg_start": os.getloadavg()[0],
                               "requests_c32": args.requests, "requests_c1": args.c1,
                               "generator_c32": (f"wrk -t2 -c32 for {args.seconds} s"
                                                 if args.generator == "wrk"

@@ -349,3 +349,45 @@ async def test_after_a_server_restart_the_first_read_and_write_reconnect(
         assert (await store.verify()).ok
     finally:
         await store.close()
+
+
+async def test_write_batches_of_two_replicas_take_the_chain_head_first_no_deadlock(
+        pg_cluster: Any) -> None:
+    """Replica A's batch locks a lease row, then appends; replica B's batch appends (the chain
+    head), then touches that lease. Both orders met in the two-replica storm and PostgreSQL
+    aborted one as a deadlock (a 503). Every write batch takes the head first: B waits for A's
+    commit instead, and both land."""
+    import threading
+
+    from sre_agent.store.sql_leases import RELEASE_LEASE, _CLAIM
+
+    url = pg_cluster.create_database()
+    a, b = SqlEventStore(url), SqlEventStore(url)
+    a_locked, b_has_head = threading.Event(), threading.Event()
+    event = NewEvent(EventType.MODE_CHANGED, Actor.operator("t"), None, {"mode": "observe"})
+
+    def job_a(conn: Any) -> None:
+        conn.execute(_CLAIM["postgresql"], {"incident_id": "inc-x", "owner": "A",
+                                             "expires_at": 2e9, "now": 1e9})
+        a_locked.set()
+        b_has_head.wait(2)  # B cannot get the head while A's batch holds it
+        a._append_in(conn, [event])
+
+    def job_b(conn: Any) -> None:
+        b._append_in(conn, [event])
+        b_has_head.set()
+        conn.execute(RELEASE_LEASE, {"incident_id": "inc-x", "owner": "A"})
+
+    try:
+        await a.verify(), await b.verify()  # both connected and migrated
+        first = asyncio.ensure_future(a._write(job_a))
+        await asyncio.to_thread(a_locked.wait, 10)
+        second = asyncio.ensure_future(b._write(job_b))
+        await asyncio.gather(first, second)  # neither is a deadlock victim
+        assert not b_has_head.is_set() or first.done()
+        result = await a.verify()
+        assert result.ok and result.checked == 2
+        assert await a.list_leases(0) == []  # B's release ran after A's claim committed
+    finally:
+        await a.close()
+        await b.close()

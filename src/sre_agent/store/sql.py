@@ -185,6 +185,13 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
         self._head, self._head_moved = None, False  # this batch's chain head (see _lock_head)
         with self.engine.connect() as conn, conn.execution_options(
                 **{WRITE_OPTION: True}).begin():
+            if conn.dialect.name == "postgresql":
+                # One lock order for every write transaction of every replica: the chain head
+                # first. A batch that took a lease or progress row before its first append
+                # deadlocked with another replica's batch holding the head and wanting that
+                # row (seen in the two-replica storm: PostgreSQL aborted one after 1 s, 503).
+                # SQLite's BEGIN IMMEDIATE already serialises writers.
+                self._lock_head(conn)
             for job in jobs:
                 savepoint = conn.begin_nested() if savepoints else None
                 head_before = (self._head, self._head_moved)
