@@ -359,7 +359,7 @@ async def test_write_batches_of_two_replicas_take_the_chain_head_first_no_deadlo
     commit instead, and both land."""
     import threading
 
-    from sre_agent.store.sql_leases import RELEASE_LEASE, _CLAIM
+    from sre_agent.store.sql_leases import _CLAIM, RELEASE_LEASE
 
     url = pg_cluster.create_database()
     a, b = SqlEventStore(url), SqlEventStore(url)
