@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchmarks.webhook_throughput import body
+
 _SCRIPT = r"""
 local template = [==[@BODY@]==]
 local token = "@TOKEN@"
@@ -64,8 +66,6 @@ def available() -> bool:
 
 def template() -> str:
     """The notification of ``webhook_throughput.body`` with placeholders for its numbers."""
-    from benchmarks.webhook_throughput import body
-
     text = body(0).decode()
     text = text.replace("bench00000000", "bench@FP@").replace("bench-group-0",
                                                             "bench-group-@GROUP@")

@@ -134,10 +134,10 @@ def apply_event(conn: Connection, ev: StoredEvent, touches: Touches | None = Non
             incidents.c.id == ev.incident_id)).scalar()
         if isinstance(current, dict):
             changes["diagnosis"] = with_explanation(current, ev.data)
-    if touches is not None and not any(isinstance(v, ClauseElement) for v in changes.values()):
-        touches.add(ev.incident_id, changes)
-        return
     if touches is not None:
+        if not any(isinstance(v, ClauseElement) for v in changes.values()):
+            touches.add(ev.incident_id, changes)
+            return
         touches.flush(conn)  # an expression over the row: the earlier changes go first
     conn.execute(update(incidents).where(incidents.c.id == ev.incident_id).values(**changes))
 

@@ -258,12 +258,11 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
             self._head = (int(row.seq), str(row.hash))
         return self._head
 
-    def _append_in(self, conn: Connection, new: list[NewEvent],
-                   head: tuple[int, str] | None = None) -> list[StoredEvent]:
-        """Append in this transaction; ``head`` is the chain head the caller already locked."""
+    def _append_in(self, conn: Connection, new: list[NewEvent]) -> list[StoredEvent]:
+        """Append in this transaction, after the chain head this batch holds."""
         if not new:
             return []
-        seq, prev = head if head is not None else self._lock_head(conn)
+        seq, prev = self._lock_head(conn)
         at = utc_now().isoformat(timespec="microseconds")
         stored: list[StoredEvent] = []
         rows: list[dict[str, Any]] = []
@@ -291,20 +290,20 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
                              new: list[NewEvent]) -> list[StoredEvent] | None:
         """Append only if the action is still in one of ``allowed`` statuses (atomically)."""
         def run(conn: Connection) -> list[StoredEvent] | None:
-            head = self._lock_head(conn)
+            self._lock_head(conn)  # before the status check: no one changes it meanwhile
             row = conn.execute(_ACTION_STATUS, {"action_id": action_id}).first()
             if row is None or row.status not in allowed:
                 return None
-            return self._append_in(conn, new, head)
+            return self._append_in(conn, new)
         return await self._write(run)
 
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
         def run(conn: Connection) -> IngestResult:
             # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
-            head = self._lock_head(conn)
+            self._lock_head(conn)
             snap = self._snapshot(conn, notification)
             result = correlate(notification, snap, new_incident_id)
-            stored = self._append_in(conn, result.events, head)
+            stored = self._append_in(conn, result.events)
             return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
                                 result.duplicate_of, result.late)
         return await self._write(run)
