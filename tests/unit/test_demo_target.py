@@ -280,13 +280,17 @@ def test_traffic_generator_calls_root(app: DemoApp) -> None:
 def test_traffic_generator_skips_instead_of_piling_up_while_hung(app: DemoApp) -> None:
     post(f"{app.url}/fault/hang")
     threads_before = threading.active_count()
-    gen = TrafficGenerator(app, rps=100, timeout_s=0.5, max_in_flight=3)
+    # The client timeout outlasts the test: a timed-out request would free its slot while its
+    # server thread stays hung (up to DEMO_HANG_MAX_S), so the thread count would depend on
+    # how slowly this machine reaches 20 skipped ticks.
+    gen = TrafficGenerator(app, rps=100, timeout_s=60, max_in_flight=3)
     gen.start()
     try:
         wait_for(lambda: metric(app, "demo_traffic_errors_total", reason="skipped_busy") >= 20,
                  what="skipped ticks")
         # 3 client threads + their 3 blocked server threads + the loop, at most
         assert threading.active_count() - threads_before <= 3 * 2 + 1 + 2
+        assert metric(app, "demo_traffic_errors_total", reason="no_answer") == 0
     finally:
         gen.stop()
         post(f"{app.url}/fault/clear")
