@@ -63,7 +63,9 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     max_retries: int = Field(default=1, ge=0, le=10)
     structured_output_method: StructuredOutputMethod = StructuredOutputMethod.JSON_SCHEMA
-    max_tool_calls: int = Field(default=6, ge=0, le=50)
+    # Each tool round re-sends the whole prompt (~1.1k tokens on the local model): 2 keeps an
+    # investigated incident near 3.6k tokens (docs/benchmarks.md measured these defaults).
+    max_tool_calls: int = Field(default=2, ge=0, le=50)
     max_output_tokens: int = Field(default=512, ge=16, le=32768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int | None = Field(default=None, ge=0)

@@ -95,6 +95,13 @@ class EventStore(Protocol):
         """Append atomically only while the action's status is in ``allowed``; else None."""
         ...
 
+    async def append_expecting(self, incident_id: str, last_seq: int,
+                               new: list[NewEvent]) -> list[StoredEvent] | None:
+        """Append atomically only while the incident's log still ends at ``last_seq`` (its
+        projection's ``last_seq``: optimistic concurrency for a decision made on what was
+        read); else None, and the caller reads again and decides again."""
+        ...
+
     async def list_events(
         self, *, incident_id: str | None = None, types: list[str] | None = None,
         since_seq: int = 0, limit: int = 100,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -357,3 +358,37 @@ async def test_track_record_counts_only_finished_attempts(store_url: str) -> Non
         assert (row["attempts"], row["successes"]) == (2, 1)
     finally:
         await store.close()
+
+
+async def test_concurrent_operator_commands_on_two_stores_append_once(store_url: str) -> None:
+    """Operators acknowledging and resolving one incident at once, through two stores on one
+    database (two replicas): one IncidentAcknowledged and one IncidentResolved, the other
+    commands refused with 409s, never a second event decided on a stale read."""
+    from sre_agent.domain.incident import Mode
+    from sre_agent.domain.policy import Policy
+    from sre_agent.pipeline.commands import Acknowledge, CommandBus, Conflict, ResolveIncident
+    from sre_agent.pipeline.incident_commands import IncidentCommand
+
+    stores = [SqlEventStore(store_url), SqlEventStore(store_url)]
+    try:
+        result = await stores[0].ingest(WebhookNotification.model_validate(notification()))
+        incident = result.touched[0]
+        buses = [CommandBus(s, Policy(), default_mode=Mode.APPROVAL, submit=lambda _: None)
+                 for s in stores]
+        for make in (lambda who: Acknowledge(incident, who),
+                     lambda who: ResolveIncident(incident, who)):
+            commands: list[IncidentCommand] = [make(Actor.operator(f"op{i}")) for i in range(8)]
+            outcomes = await asyncio.gather(
+                *(buses[i % 2].handle(cmd) for i, cmd in enumerate(commands)),
+                return_exceptions=True)
+            done = [o for o in outcomes if not isinstance(o, BaseException)]
+            refused = [o for o in outcomes if isinstance(o, Conflict)]
+            assert len(done) == 1 and len(refused) == 7, outcomes
+        events = await stores[1].list_events(incident_id=incident, limit=1000)
+        types = [e.type for e in events]
+        assert types.count(EventType.INCIDENT_ACKNOWLEDGED) == 1
+        assert types.count(EventType.INCIDENT_RESOLVED) == 1
+        assert (await stores[1].verify()).ok
+    finally:
+        for s in stores:
+            await s.close()

@@ -95,6 +95,14 @@ class InMemoryEventStore:
             return None
         return self._append(new)
 
+    async def append_expecting(self, incident_id: str, last_seq: int,
+                               new: list[NewEvent]) -> list[StoredEvent] | None:
+        self._check()
+        row = self.incidents.get(incident_id)
+        if row is None or int(row["last_seq"]) != last_seq:
+            return None
+        return self._append(new)
+
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
         self._check()
         n = notification

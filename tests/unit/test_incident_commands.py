@@ -150,3 +150,45 @@ async def test_silence_without_alertmanager_or_when_it_fails(
         await bus(store, clock, silencer=RecordingSilencer(ok=False)).handle(
             SilenceAlert(incident, 600, ALICE))
     assert len(store.events) == before  # nothing recorded when nothing was silenced
+
+
+class MovingStore(InMemoryEventStore):
+    """Appends ``interloper`` (another writer: the pipeline, another operator, another
+    replica) right after the command's first read of the incident, before it appends."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.interloper: NewEvent | None = None
+        self.reads = 0
+
+    async def get_incident(self, incident_id: str) -> dict[str, object] | None:
+        row = await super().get_incident(incident_id)
+        self.reads += 1
+        if self.interloper is not None:
+            new, self.interloper = self.interloper, None
+            await self.append([new])
+        return row
+
+
+async def test_a_command_decided_on_a_stale_read_is_decided_again(clock: Clock) -> None:
+    store = MovingStore(clock)
+    incident, _ = await incident_with_proposal(store)
+    store.interloper = NewEvent.of(ev.IncidentResolved(reason="cleared", manual=True), BOB,
+                                   incident)
+    # Alice read the incident open; Bob resolved it before her acknowledgement was appended:
+    # hers is decided again on the new state, not appended on the old one.
+    with pytest.raises(Conflict, match="resolved: nothing to acknowledge"):
+        await bus(store, clock).handle(Acknowledge(incident, ALICE))
+    types = [e.type for e in await store.list_events(incident_id=incident, limit=1000)]
+    assert EventType.INCIDENT_ACKNOWLEDGED not in types
+    assert types.count(EventType.INCIDENT_RESOLVED) == 1
+
+
+async def test_a_log_moved_by_the_pipeline_does_not_refuse_the_command(clock: Clock) -> None:
+    store = MovingStore(clock)
+    incident, _ = await incident_with_proposal(store)
+    store.interloper = NewEvent.of(ev.NoteAdded(text="the pipeline moved on"), Actor.AGENT,
+                                   incident)
+    result = await bus(store, clock).handle(Acknowledge(incident, ALICE))
+    assert result.event.type == EventType.INCIDENT_ACKNOWLEDGED
+    assert store.reads >= 2  # read again after the log moved, then appended

@@ -63,6 +63,10 @@ class SilenceAlert:
 IncidentCommand = Acknowledge | Assign | AddNote | ResolveIncident | SilenceAlert
 
 
+# How often a command is decided again when the incident's log moved under it.
+_ATTEMPTS = 8
+
+
 @dataclass(frozen=True)
 class IncidentCommandResult:
     incident: dict[str, Any]
@@ -81,9 +85,35 @@ class IncidentCommands:
         self.clock = clock
 
     async def handle(self, cmd: IncidentCommand) -> IncidentCommandResult:
-        incident = await self.store.get_incident(cmd.incident_id)
-        if incident is None:
-            raise NotFound(f"incident {cmd.incident_id!r} not found")
+        """Decide on what was read, then append only if the incident's log has not moved since
+        (``append_expecting``): two operators acknowledging or resolving at once, on one
+        replica or two, give one event and one 409, never two events. A log that moved (the
+        pipeline appended meanwhile) is read again and the command decided again. A note and
+        a silence depend on no state (and a silence, once created in Alertmanager, is
+        recorded whatever happened meanwhile): they append plainly."""
+        for _ in range(_ATTEMPTS):
+            incident = await self.store.get_incident(cmd.incident_id)
+            if incident is None:
+                raise NotFound(f"incident {cmd.incident_id!r} not found")
+            new = [NewEvent.of(await self._decide(cmd, incident), cmd.actor, cmd.incident_id)]
+            if isinstance(cmd, AddNote | SilenceAlert):
+                stored: list[StoredEvent] | None = await self.store.append(new)
+            else:
+                stored = await self.store.append_expecting(
+                    cmd.incident_id, int(incident["last_seq"]), new)
+            if stored is not None:
+                break
+        else:
+            raise Conflict(f"incident {cmd.incident_id} kept changing while the command was "
+                           f"decided ({_ATTEMPTS} tries): try again")
+        if isinstance(cmd, ResolveIncident):
+            self.submit(cmd.incident_id)  # pending approvals of a resolved incident expire
+        updated = await self.store.get_incident(cmd.incident_id)
+        assert updated is not None
+        return IncidentCommandResult(updated, stored[0])
+
+    async def _decide(self, cmd: IncidentCommand, incident: dict[str, Any]) -> ev.EventPayload:
+        """The event the command appends to the incident as read, or Conflict."""
         resolved = incident["status"] == IncidentStatus.RESOLVED
         payload: ev.EventPayload
         match cmd:
@@ -112,12 +142,7 @@ class IncidentCommands:
                                               manual=True)
             case SilenceAlert():
                 payload = await self._silence(cmd, incident)
-        [stored] = await self.store.append([NewEvent.of(payload, cmd.actor, cmd.incident_id)])
-        if isinstance(cmd, ResolveIncident):
-            self.submit(cmd.incident_id)  # pending approvals of a resolved incident expire
-        updated = await self.store.get_incident(cmd.incident_id)
-        assert updated is not None
-        return IncidentCommandResult(updated, stored)
+        return payload
 
     async def _ownership(self, incident_id: str) -> Ownership:
         return ownership(await self.store.list_events(

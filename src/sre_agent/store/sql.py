@@ -297,6 +297,16 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
             return self._append_in(conn, new)
         return await self._write(run)
 
+    async def append_expecting(self, incident_id: str, last_seq: int,
+                               new: list[NewEvent]) -> list[StoredEvent] | None:
+        def run(conn: Connection) -> list[StoredEvent] | None:
+            self._lock_head(conn)  # before the check: no one appends meanwhile
+            current = conn.execute(_LAST_SEQ, {"incident_id": incident_id}).scalar()
+            if current is None or int(current) != last_seq:
+                return None
+            return self._append_in(conn, new)
+        return await self._write(run)
+
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
         def run(conn: Connection) -> IngestResult:
             # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
