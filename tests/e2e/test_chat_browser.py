@@ -77,10 +77,15 @@ def test_the_incident_page_links_to_the_slack_message_and_follows_a_click(
             page.get_by_label("Operator token").fill(OPERATOR_TOKEN)
             page.get_by_role("button", name="Log in").click()
             expect(page.locator("h1")).to_contain_text("TargetDown")
+            permalink = (f"https://example.slack.com/archives/{CHANNEL}/p"
+                         f"{msg.ts.replace('.', '')}")
             link = page.get_by_test_id("chat").get_by_role("link", name="Slack message")
-            expect(link).to_have_attribute(
-                "href", f"https://example.slack.com/archives/{CHANNEL}/p"
-                f"{msg.ts.replace('.', '')}")
+            expect(link).to_have_attribute("href", permalink)
+            page.goto(f"{server.base_url}/status")  # the dashboard's row links to it too
+            row = page.locator(f'tr[data-incident-id="{inc}"]')
+            expect(row.get_by_test_id("row-chat").get_by_role(
+                "link", name="Slack message")).to_have_attribute("href", permalink)
+            page.goto(f"{server.base_url}/incidents/{inc}")
             expect(page.locator("#sec-decisions")).to_contain_text("pending approval")
 
             body = click_body("U0ANN", "approve", aid)

@@ -195,6 +195,7 @@ class IncidentRow:
     opened_at: str
     opened: str
     alerts: str
+    chat: tuple[tuple[str, str], ...] = ()  # (destination, link to its message), sorted
 
 
 def incident_target(alerts: Iterable[Mapping[str, Any]],
@@ -212,14 +213,16 @@ def incident_target(alerts: Iterable[Mapping[str, Any]],
 
 
 def incident_row(incident: Mapping[str, Any], alerts: Iterable[Mapping[str, Any]] = (),
-                 actions: Iterable[Mapping[str, Any]] = ()) -> IncidentRow:
+                 actions: Iterable[Mapping[str, Any]] = (),
+                 chat: Mapping[str, str] | None = None) -> IncidentRow:
     return IncidentRow(
         id=str(incident["id"]), title=clip(incident.get("title")),
         severity=badge_for(SEVERITY, str(incident.get("severity", "none")).lower()),
         status=badge_for(INCIDENT_STATUS, incident.get("status")),
         target=incident_target(alerts, actions), opened_at=str(incident.get("opened_at", "")),
         opened=fmt_time(incident.get("opened_at")),
-        alerts=f"{incident.get('alerts_firing', 0)} firing / {incident.get('alerts_total', 0)}")
+        alerts=f"{incident.get('alerts_firing', 0)} firing / {incident.get('alerts_total', 0)}",
+        chat=tuple(sorted((chat or {}).items())))
 
 
 def audit_badge(verify: Mapping[str, Any] | None) -> tuple[Badge, str]:

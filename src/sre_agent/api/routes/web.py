@@ -27,7 +27,7 @@ from sre_agent.api.deps import current_session, session_signer
 from sre_agent.api.schemas import StatusOut
 from sre_agent.bootstrap import Services
 from sre_agent.domain.diagnosis import ActionKind
-from sre_agent.domain.events import GENESIS_HASH, verify_chain
+from sre_agent.domain.events import GENESIS_HASH, EventType, verify_chain
 from sre_agent.domain.incident import IncidentStatus, unresolved_count
 from sre_agent.domain.notifications import chat_links
 from sre_agent.domain.ownership import ownership
@@ -173,7 +173,9 @@ async def dashboard_page(request: Request, services: Services,
     for inc in open_items:
         alerts = await store.incident_alerts(inc["id"], limit=200)
         acts = await store.list_actions(incident_id=inc["id"], limit=20)
-        incidents.append(views.incident_row(inc, alerts, acts))
+        chat = chat_links(await store.list_events(
+            incident_id=inc["id"], types=[EventType.NOTIFICATION_DELIVERED], limit=1_000))
+        incidents.append(views.incident_row(inc, alerts, acts, chat))
     resolved = [views.incident_row(i) for i in
                 (await store.list_incidents(status="resolved", limit=8)).items]
     pending_rows = await store.list_actions(status="pending_approval", limit=100)
