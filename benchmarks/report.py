@@ -425,6 +425,12 @@ def incident_throughput(d: dict[str, Any]) -> list[str]:
         for i, run in enumerate(ab["runs"], 1):
             lines.append(f"| {i} | {run['code']} | {run['incidents_per_s']} | "
                          f"{run['agent_cpu_ms_per_incident']} | {run['load_1m']} |")
+    for name in ("incident_throughput_workers_sqlite", "incident_throughput_workers_pg"):
+        w = load(name)
+        if w is not None:
+            lines += ["", f"Worker counts alternated in one sitting ({w.get('code', '?')}, "
+                      f"{w['machine'].get('date', '?')}), run in the order listed:", "",
+                      *_throughput_table(w)]
     if d.get("note"):
         lines += ["", f"{d['note']}"]
     return lines
