@@ -276,7 +276,10 @@ STORM_REPLICAS_NOTE = (
     "encoded and projection rows built before the transaction, bulk inserts below "
     "SQLAlchemy's per-parameter processing). The after run also found a deadlock this "
     "session's changes had opened (a batch holding a lease row against one holding the head: "
-    "three 503s); every write batch now takes the head first (test_store_postgres).")
+    "three 503s); every write batch now takes the head first (test_store_postgres). "
+    "Session 8 (2026-12-03, same machine type) ran the storm again on 4b5ab12 (session 7's "
+    "store and pipeline work in): CPU per POST 18.1-18.8 -> 14.0-15.7 ms, posts/s 36-28 -> "
+    "42-48, p99 424-548 -> 319-364 ms: better, still above the 100 ms target (one run each).")
 
 
 WEBHOOK_ROLES_NOTES = [
