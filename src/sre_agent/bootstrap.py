@@ -160,7 +160,7 @@ def build_delivery(settings: Settings, store: EventStore,
         poll_s=settings.delivery_poll_s, max_attempts=settings.delivery_max_attempts,
         backoff_s=settings.delivery_backoff_s,
         leases=settings.database_url.startswith("postgresql"),
-        owner=f"delivery:{replica_id()}")
+        owner=f"delivery:{replica_id()}", lease_ttl_s=settings.lease_ttl_s)
 
 
 @dataclass

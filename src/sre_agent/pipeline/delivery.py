@@ -14,7 +14,10 @@ sync ``settle_s`` after the change that caused it (the pipeline's burst lands fi
 instead of a post and updates); ``concurrency`` incidents at once. The pipeline never waits
 for any of it: a slow or down Slack delays only its own messages. With leases (several
 replicas), a replica delivers an incident's messages only while it holds the ``delivery:``
-lease of that incident.
+lease of that incident: renewed every third of its TTL while the sync runs (a slow Slack, a
+retry's wait), released after. A replica that finds the lease held skips the incident; every
+half TTL each replica looks for ``delivery:`` leases that ran out (their holder died mid-sync)
+and syncs those incidents itself, so a dead replica's messages go out about a TTL later.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class DeliveryWorker:
                  backoff_s: float = 1.0, max_backoff_s: float = 60.0,
                  max_retry_after_s: float = 300.0, concurrency: int = 4,
                  settle_s: float = 0.3,
-                 leases: bool = False, owner: str = "delivery", lease_ttl_s: float = 600.0,
+                 leases: bool = False, owner: str = "delivery", lease_ttl_s: float = 10.0,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -76,6 +79,7 @@ class DeliveryWorker:
         self._again: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._watched_at = 0.0  # when run-out delivery leases were last looked for
 
     @property
     def enabled(self) -> bool:
@@ -130,6 +134,8 @@ class DeliveryWorker:
                     await self._begin()
                     started = True
                 await self.scan()
+                if self.leases:
+                    await self.take_over()
             except StoreUnavailable as exc:
                 log.warning("delivery_store_unavailable", error=str(exc))
             except Exception:  # a bug must not stop deliveries for good
@@ -149,6 +155,19 @@ class DeliveryWorker:
             self.cursor = batch[-1].seq
             for incident_id in sorted(moved):
                 self._schedule(incident_id)
+
+    async def take_over(self) -> None:
+        """Every half TTL: sync the incidents whose ``delivery:`` lease ran out. Its holder
+        died mid-sync (or lost the store for a TTL); its own scan would have synced any later
+        change, and nobody else would have, so the messages it owed would never go out."""
+        now = self.clock()
+        if now - self._watched_at < self.lease_ttl_s / 2:
+            return
+        self._watched_at = now
+        for row in await self.store.list_leases(0.0):  # every lease row, run out or not
+            key = str(row["incident_id"])
+            if key.startswith(DELIVERY_LEASE_PREFIX) and float(row["expires_at"]) < now:
+                self._schedule(key.removeprefix(DELIVERY_LEASE_PREFIX))
 
     def _schedule(self, incident_id: str) -> None:
         if incident_id in self._running:
@@ -187,10 +206,23 @@ class DeliveryWorker:
         key = f"{DELIVERY_LEASE_PREFIX}{incident_id}"[:64]
         if not await self.store.claim(key, self.owner, self.lease_ttl_s, self.clock()):
             return  # another replica delivers this incident's messages
+        renewal = asyncio.create_task(self._renew(key), name=f"delivery-lease-{incident_id}")
         try:
             await self.sync(incident_id)
         finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
             await self.store.release(key, self.owner)
+
+    async def _renew(self, key: str) -> None:
+        """Hold the lease for as long as the sync runs (one that was lost stays lost)."""
+        while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            try:
+                await self.store.renew([key], self.owner, self.lease_ttl_s, self.clock())
+            except StoreUnavailable as exc:
+                log.warning("delivery_lease_renewal_failed", key=key, error=str(exc))
 
     # --- one incident -------------------------------------------------------------------------
     async def sync(self, incident_id: str) -> int:
