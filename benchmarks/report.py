@@ -277,9 +277,11 @@ STORM_REPLICAS_NOTE = (
     "SQLAlchemy's per-parameter processing). The after run also found a deadlock this "
     "session's changes had opened (a batch holding a lease row against one holding the head: "
     "three 503s); every write batch now takes the head first (test_store_postgres). "
-    "Session 8 (2026-12-03, same machine type) ran the storm again on 4b5ab12 (session 7's "
-    "store and pipeline work in): CPU per POST 18.1-18.8 -> 14.0-15.7 ms, posts/s 36-28 -> "
-    "42-48, p99 424-548 -> 319-364 ms: better, still above the 100 ms target (one run each).")
+    "Session 9 (2026-12-03, same machine type) ran the storm again after session 7's store "
+    "and pipeline work (the table's last rows, Docker engine up): CPU per POST 18.1-18.8 -> "
+    "11.8-14.0 ms, posts/s 28-36 -> 48-49, p99 424-548 -> 302-316 ms: better, still three "
+    "times the 100 ms target (one run each). A run minutes earlier with dockerd stopped gave "
+    "p99 319-364 ms.")
 
 
 WEBHOOK_ROLES_NOTES = [
