@@ -298,7 +298,11 @@ WEBHOOK_ROLES_NOTES = [
     "all-postgresql 26.0, api 16.0 ms, c=32 ratios 0.124, 0.069, 0.077; 3bbdec1 (session 6) "
     "13.4, 18.4, 12.5 ms, 0.153, 0.104, 0.12; the table's run (session 9, after session 7's "
     "store and pipeline work) is the third. The bare endpoint answered ~5,000/s this time "
-    "against ~2,700/s on 2026-12-02 (a quieter host), so compare ratios, not rates.",
+    "against ~2,700/s on 2026-12-02 (a quieter host), so compare ratios, not rates. The "
+    "table's run had the Docker engine up; one minutes earlier with dockerd stopped (the "
+    "Docker collector failing at once) gave 7.43, 8.38, 6.22 ms and ratios 0.157, 0.114, "
+    "0.118: each new incident's Docker evidence (the SDK's threads and dockerd's own CPU, on "
+    "the same 2 cores) is part of what the ack waits behind, even on `api`.",
     "What is left at concurrency 1 (session 9 probes, `api` with and without its worker, 300 "
     "requests each): a duplicate notification (nothing to analyse) still takes 4.2-5.7 ms on "
     "`api` against the bare endpoint's 1.5-1.9 ms. The store's ingest of a new 1-alert "
