@@ -75,7 +75,8 @@ async def test_prometheus_unreachable_is_inconclusive_never_a_pass(
     incident, aid = await succeeded(store)
     prometheus = PrometheusEvidence(f"http://127.0.0.1:{closed_port()}", timeout_s=1.0)
     await run_verify(store, incident, aid, make_deps(query=prometheus.query, clock=clock,
-                                                     verify_deadline_s=1.0, max_attempts=2))
+                                                     verify_deadline_s=1.0, verify_stable_s=0.2,
+                                                     max_attempts=2))
     assert store.types()[-2:] == [EventType.VERIFICATION_INCONCLUSIVE,
                                   EventType.INCIDENT_ESCALATED]
     result = store.events[-2].payload
