@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     # Every serve process records itself in the ``replicas`` table this often; one silent for
     # three periods is shown as stale on /status.
     heartbeat_s: float = Field(default=5.0, gt=0, le=300)
+    # The server freezes what start-up made (modules, app, settings: kept for the process's
+    # life) out of the garbage collector's walks and collects the young generation after this
+    # many allocations (CPython: 700). 0: CPython's defaults. benchmarks/storm.py measured it.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None

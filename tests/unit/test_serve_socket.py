@@ -1,14 +1,19 @@
-"""The socket `sre-agent serve` binds itself: accepted connections get TCP_NODELAY.
+"""What `sre-agent serve` sets up itself: the socket it binds (accepted connections get
+TCP_NODELAY) and the garbage collector's settings.
 
-Without it (a socket made with proto 0, which asyncio does not recognise as TCP), Nagle held
+Without TCP_NODELAY (a socket made with proto 0, which asyncio does not recognise as TCP), Nagle held
 each keep-alive response's body until the client's delayed ACK: ~40 ms more per webhook."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+from collections.abc import Iterator
 
-from sre_agent.cli.serve import bind_socket
+import pytest
+
+from sre_agent.cli.serve import bind_socket, tune_gc
 
 
 async def test_accepted_connections_have_tcp_nodelay() -> None:
@@ -32,3 +37,30 @@ async def test_accepted_connections_have_tcp_nodelay() -> None:
         server.close()
         await server.wait_closed()
     assert seen and seen[0] != 0
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Leave the garbage collector of the test process as it was found."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+@pytest.mark.usefixtures("collector")
+def test_tune_gc_freezes_start_up_and_raises_the_young_threshold() -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    tune_gc(50_000)
+    assert gc.get_threshold() == (50_000, 10, 10)  # the older generations keep theirs
+    assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.usefixtures("collector")
+def test_tune_gc_zero_leaves_cpythons_collector() -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    tune_gc(0)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
