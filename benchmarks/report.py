@@ -243,7 +243,15 @@ def storm(d: dict[str, Any]) -> list[str]:
         p99, p50 = ab["median_p99_ms"], ab["median_p50_ms"]
         lines += ["", f"- median p99 {p99['0']:.1f} ms with CPython's collector, "
                   f"{p99['50000']:.1f} ms with the default 50,000 (lower in every round); "
-                  f"median p50 {p50['0']:.1f} vs {p50['50000']:.1f} ms; memory unchanged"]
+                  f"median p50 {p50['0']:.1f} vs {p50['50000']:.1f} ms; memory unchanged. "
+                  "Single runs on this shared host vary 1.5x within minutes (the table above "
+                  "is one run): compare settings only within alternated rounds"]
+        if ab.get("replicas2_runs"):
+            pairs = ", ".join(f"{r['gc_gen0_threshold']}: {r['p99_ms']}"
+                              for r in ab["replicas2_runs"])
+            lines.append(f"- {ab['replicas2_setup']}: p99 ms by setting, in run order: {pairs}. "
+                         "No clear effect there: two replicas are bound by the one chain head "
+                         "lock and PostgreSQL on the same cores, not by collector pauses")
     return lines
 
 
