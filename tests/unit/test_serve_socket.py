@@ -1,8 +1,9 @@
 """What `sre-agent serve` sets up itself: the socket it binds (accepted connections get
 TCP_NODELAY) and the garbage collector's settings.
 
-Without TCP_NODELAY (a socket made with proto 0, which asyncio does not recognise as TCP), Nagle held
-each keep-alive response's body until the client's delayed ACK: ~40 ms more per webhook."""
+Without TCP_NODELAY (a socket made with proto 0, which asyncio does not recognise as TCP),
+Nagle held each keep-alive response's body until the client's delayed ACK: ~40 ms more per
+webhook."""
 
 from __future__ import annotations
 
