@@ -515,29 +515,6 @@ def llm_flavours(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def bulk_insert(d: dict[str, Any]) -> list[str]:
-    lines = [f"- one INSERT of {d['rows']} alert rows, {d['rounds']} interleaved rounds in one "
-             f"transaction, this process's CPU only; code: {d.get('code', '?')}", "",
-             "| back end | store/bulk.insert_rows ms | conn.execute(insert(alerts), rows) ms "
-             "| ratio |", "| --- | --- | --- | --- |"]
-    for name, f in d["backends"].items():
-        lines.append(f"| {name} | {f['insert_rows_ms']} | {f['sqlalchemy_execute_ms']} | "
-                     f"{f['ratio']} |")
-    lines += ["", "- used for the events and alert rows of every append (inside the chain head "
-              "lock); most of what is left on PostgreSQL is psycopg adapting each value "
-              "(~40 us a row)"]
-    ab = d.get("storm_replicas2_ab")
-    if ab:
-        m = ab["median"]
-        lines += [f"- {ab['setup']}: median p99 {m['before']['p99_ms']} -> "
-                  f"{m['after']['p99_ms']} ms, agents' CPU per POST "
-                  f"{m['before']['agent_cpu_ms_per_post']} -> "
-                  f"{m['after']['agent_cpu_ms_per_post']} ms. The storm did not move beyond "
-                  "its noise (the three pairs run old first favoured the old code, the two "
-                  "reversed pairs were even): what this saves is CPU, not the lock wait"]
-    return lines
-
-
 SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
     ("webhook_throughput", "Webhook throughput against a bare FastAPI endpoint",
      "benchmarks/webhook_throughput.py", webhook),
@@ -560,8 +537,6 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      "benchmarks/storm.py", storm),
     ("storm_replicas2", "Alert storm on two replicas on one PostgreSQL database",
      "benchmarks/storm.py --replicas 2", storm_replicas),
-    ("bulk_insert", "Bulk INSERT below SQLAlchemy's per-value processing",
-     "benchmarks/bulk_insert.py", bulk_insert),
     ("failover", "Failover: kill -9 of the lease holder mid-restart",
      "benchmarks/failover.py", failover),
     ("startup", "Start-up and idle memory", "benchmarks/startup.py", verdict_list),

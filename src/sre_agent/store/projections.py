@@ -10,12 +10,12 @@ from sqlalchemy.sql.expression import ClauseElement
 from sre_agent.domain.diagnosis import with_explanation
 from sre_agent.domain.events import DELIVERY_TYPES, EventType, StoredEvent
 from sre_agent.domain.incident import IncidentStatus
-from sre_agent.store.bulk import insert_rows
 from sre_agent.store.projections_actions import apply_action_event
 from sre_agent.store.schema import alerts, control, incidents
 
 # The statements of the AlertReceived path, built once (see _LOCK_HEAD in store/sql.py).
 _INSERT_INCIDENT = insert(incidents)
+_INSERT_ALERTS = insert(alerts)
 _COUNT_ALERTS = update(incidents).where(incidents.c.id == bindparam("incident")).values(
     last_seq=bindparam("seq"), updated_at=bindparam("at"),
     alerts_total=incidents.c.alerts_total + bindparam("received"),
@@ -158,7 +158,7 @@ def apply_events(conn: Connection, evs: list[StoredEvent]) -> None:
         if opened:
             conn.execute(_INSERT_INCIDENT, list(opened.values()))
         if batch:
-            insert_rows(conn, alerts, [_alert_row(ev) for ev in batch])
+            conn.execute(_INSERT_ALERTS, [_alert_row(ev) for ev in batch])
         per_incident: dict[str, list[StoredEvent]] = {}
         for ev in batch:
             if ev.incident_id not in opened:  # those rows went in with their counts

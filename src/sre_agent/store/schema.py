@@ -23,7 +23,7 @@ from sqlalchemy.types import TypeDecorator
 metadata = MetaData()
 
 
-def clean_text(value: Any, length: int | None) -> Any:
+def _clean(value: Any, length: int | None) -> Any:
     if not isinstance(value, str):
         return value
     value = value.replace("\x00", "\ufffd")
@@ -39,7 +39,7 @@ class SafeText(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return clean_text(value, None)
+        return _clean(value, None)
 
 
 class SafeString(TypeDecorator[str]):
@@ -50,7 +50,7 @@ class SafeString(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return clean_text(value, getattr(self.impl_instance, "length", None))
+        return _clean(value, getattr(self.impl_instance, "length", None))
 
 
 # The log. Never updated, never deleted: the source of truth.

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
+    insert,
     select,
     text,
     update,
@@ -37,7 +38,6 @@ from sre_agent.domain.events import (
 )
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.ports import IngestResult, StoreUnavailable
-from sre_agent.store.bulk import insert_rows
 from sre_agent.store.engine import WRITE_OPTION, make_engine, make_read_engine
 from sre_agent.store.migrations import upgrade
 from sre_agent.store.projections import apply_event, apply_events
@@ -66,6 +66,7 @@ _LOCK_HEAD = (select(chain_head.c.seq, chain_head.c.hash).where(chain_head.c.id 
               .with_for_update())
 _SET_HEAD = update(chain_head).where(chain_head.c.id == 1).values(
     seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+_INSERT_EVENTS = insert(events)
 _OPEN_INCIDENT = (select(incidents.c.id)
                   .where(incidents.c.group_key == bindparam("group_key"),
                          incidents.c.status != IncidentStatus.RESOLVED)
@@ -276,7 +277,7 @@ class SqlEventStore(LogQueries, ActionQueries, LeaseQueries, ReplicaQueries):
             rows.append({"seq": seq, "incident_id": ev.incident_id, "type": str(ev.type), "at": at,
                          "actor": ev.actor, "data": text, "prev_hash": prev, "hash": h})
             prev = h
-        insert_rows(conn, events, rows)  # below SQLAlchemy's per-value processing
+        conn.execute(_INSERT_EVENTS, rows)
         self._head, self._head_moved = (seq, prev), True  # written once, at the batch's end
         apply_events(conn, stored)
         return stored
