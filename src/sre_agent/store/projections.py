@@ -13,7 +13,7 @@ from sre_agent.domain.incident import IncidentStatus
 from sre_agent.store.projections_actions import apply_action_event
 from sre_agent.store.schema import alerts, control, incidents
 
-# The statements of the AlertReceived path, built once (see _LOCK_HEAD in store/sql.py).
+# The statements of the AlertReceived path, built once (see _LOCK_HEAD in store/sql_writer.py).
 _INSERT_INCIDENT = insert(incidents)
 _INSERT_ALERTS = insert(alerts)
 _COUNT_ALERTS = update(incidents).where(incidents.c.id == bindparam("incident")).values(
