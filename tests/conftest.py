@@ -23,6 +23,37 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadgroup``, schedule by tests/support/xdist_groups.py's table: the
+    tests sharing the Docker engine or the real model one after another, the rest by file.
+    (xdist's own ``xdist_group`` marks are lost under pytest 9: it renames node ids through an
+    attribute pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.support.xdist_groups import SerialGroupScheduling
+
+    return SerialGroupScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests of tests/support/xdist_groups.py's groups (`docker_engine`, `real_llm`)
+    and the in-process ones (`in_process`), so that `make test` runs them in their phase."""
+    from tests.support.xdist_groups import IN_PROCESS, scope_of
+
+    root = Path(str(config.rootpath))
+    for item in items:
+        rel = Path(str(item.path)).relative_to(root).as_posix()
+        scope = scope_of(rel)
+        if scope == "group:docker":
+            item.add_marker(pytest.mark.docker_engine)
+        elif scope == "group:llm":
+            item.add_marker(pytest.mark.real_llm)
+        elif rel in IN_PROCESS:
+            item.add_marker(pytest.mark.in_process)
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     # A short stability window keeps tests quick; the window's own tests set theirs.
     values: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'agent.db'}",
