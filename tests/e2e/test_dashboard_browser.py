@@ -40,6 +40,10 @@ except ImportError:  # the browser fixture skips locally and fails under CI=true
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 WAIT_MS = 15_000
+if sync_playwright is not None:
+    # expect() waits 5 s by default, page.set_default_timeout does not reach it: these files
+    # run beside others on the test workers, where a page can take longer than that.
+    expect.set_options(timeout=WAIT_MS)
 
 
 @dataclass

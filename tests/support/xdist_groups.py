@@ -7,7 +7,8 @@
      The agent resolves targets by label across every container the engine runs, so these
      tests must not run beside one another, nor beside phase 1, whose agents read the same
      engine (the e2e stack labels its target ``sre-agent.job=target``, the default payload's
-     job);
+     job). The browser tests in tests/e2e/ serve the agent on fake backends, no Docker: they
+     run in phase 1;
    - ``llm`` (mark ``real_llm``): the real model's llama-server, a session fixture (one per
      worker that needs it, on the same 2 cores);
 3. ``IN_PROCESS`` files, without xdist: schemathesis reports its generated cases (one per API
@@ -20,7 +21,7 @@ from __future__ import annotations
 from xdist.scheduler import LoadScopeScheduling
 
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
-    "docker": ("tests/e2e/", "tests/integration/test_chat_approval_docker.py",
+    "docker": ("tests/e2e/test_loop.py", "tests/integration/test_chat_approval_docker.py",
                "tests/integration/test_collector_faults.py", "tests/integration/test_compose.py",
                "tests/integration/test_compose_replicas.py",
                "tests/integration/test_corpus_agent.py", "tests/integration/test_docker_actions.py",

@@ -33,3 +33,6 @@ def test_files_that_use_the_docker_engine_or_the_model_run_in_their_group() -> N
 def test_other_files_are_scheduled_by_file() -> None:
     assert scope_of("tests/unit/test_rules.py::test_x[a::b]") == "tests/unit/test_rules.py"
     assert scope_of("tests/e2e/test_loop.py::test_crash") == "group:docker"
+    # The browser tests serve the agent on fake backends: no Docker, scheduled by file.
+    browser = "tests/e2e/test_dashboard_browser.py"
+    assert scope_of(f"{browser}::test_login") == browser
