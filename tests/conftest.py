@@ -46,10 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         rel = Path(str(item.path)).relative_to(root).as_posix()
         scope = scope_of(rel)
-        if scope == "group:docker":
-            item.add_marker(pytest.mark.docker_engine)
-        elif scope == "group:llm":
-            item.add_marker(pytest.mark.real_llm)
+        if scope.startswith("group:"):  # docker_engine, real_llm: the group is the mark
+            item.add_marker(scope.removeprefix("group:"))
         elif rel in IN_PROCESS:
             item.add_marker(pytest.mark.in_process)
 

@@ -22,17 +22,17 @@ def test_files_that_use_the_docker_engine_or_the_model_run_in_their_group() -> N
             continue
         text = path.read_text()
         if DOCKER.search(text):
-            assert scope_of(f"{rel}::t") == "group:docker", rel
+            assert scope_of(f"{rel}::t") == "group:docker_engine", rel
             checked += 1
         elif MODEL.search(text):
-            assert scope_of(f"{rel}::t") == "group:llm", rel
+            assert scope_of(f"{rel}::t") == "group:real_llm", rel
             checked += 1
     assert checked >= 10
 
 
 def test_other_files_are_scheduled_by_file() -> None:
     assert scope_of("tests/unit/test_rules.py::test_x[a::b]") == "tests/unit/test_rules.py"
-    assert scope_of("tests/e2e/test_loop.py::test_crash") == "group:docker"
+    assert scope_of("tests/e2e/test_loop.py::test_crash") == "group:docker_engine"
     # The browser tests serve the agent on fake backends: no Docker, scheduled by file.
     browser = "tests/e2e/test_dashboard_browser.py"
     assert scope_of(f"{browser}::test_login") == browser
