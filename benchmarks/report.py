@@ -228,6 +228,7 @@ def storm(d: dict[str, Any]) -> list[str]:
                      f"| {run.get('backlog_drained_s_after_last_ack')} |")
     lines.append("")
     lines += storm_verdicts(d)
+    lines += storm_ab("ingest_first")
     ab = load("storm_gc_ab")
     if ab is not None:
         lines += ["", f"The garbage collector's settings, alternated ({ab['code']}; "
@@ -253,6 +254,28 @@ def storm(d: dict[str, Any]) -> list[str]:
                          "No clear effect there: two replicas are bound by the one chain head "
                          "lock and PostgreSQL on the same cores, not by collector pauses")
     return lines
+
+
+def storm_ab(name: str) -> list[str]:
+    """An alternated A/B of settings from benchmarks/storm_ab.py, when it was run."""
+    ab = load(f"storm_ab_{name}")
+    if ab is None:
+        return []
+    settings = "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in s.items()) or 'defaults'}"
+                         for n, s in ab["variants"].items())
+    lines = ["", f"Settings alternated ({ab['code']}; {ab['machine'].get('cpu', '?')}; "
+             f"{ab['machine'].get('date', '?')}): {ab['setup']}. Variants: {settings}.", "",
+             "| round | variant | posts/s | p50 ms | p99 ms | agent CPU ms per POST | "
+             "drained after last ack s | load 1m before | checks |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ab["runs"]:
+        lines.append(f"| {r['round']} | {r['variant']} | {r['posts_per_s']} | {r['p50_ms']} | "
+                     f"{r['p99_ms']} | {r['agent_cpu_ms_per_post']} | "
+                     f"{r['drained_s_after_last_ack']} | {r['load_1m_before']} | "
+                     f"{'all met' if r['checks_all_met'] else '**not met**'} |")
+    medians = ", ".join(f"{n}: p50 {ab['median_p50_ms'][n]} ms, p99 {ab['median_p99_ms'][n]} ms"
+                        for n in ab["variants"])
+    return [*lines, "", f"- medians by variant: {medians}"]
 
 
 def storm_replicas(d: dict[str, Any]) -> list[str]:
@@ -283,6 +306,7 @@ def storm_replicas(d: dict[str, Any]) -> list[str]:
             f"({run['agent_cpu_s']['during_storm']} s CPU in {run['webhook']['seconds']} s, "
             f"{run['agent_cpu_s']['per_post_ms']} ms per POST) at load average "
             f"{run['load_average_before'][0]} on 2 cores")
+    lines += storm_ab("ingest_first_replicas2")
     lines += ["", "Where the time goes: " + STORM_REPLICAS_NOTE]
     return lines
 
@@ -400,8 +424,20 @@ def chat(d: dict[str, Any]) -> list[str]:
 def webhook_roles(d: dict[str, Any]) -> list[str]:
     names = {"all-sqlite": "`all` on SQLite", "all-postgresql": "`all` on PostgreSQL",
              "api-postgresql": "`api` on PostgreSQL (worker in another process)"}
-    out = [f"{d['configs'][next(iter(d['configs']))]['rounds']} alternating rounds per "
-           f"configuration ({d['requests_c1']} requests at concurrency 1, "
+
+    def label(name: str) -> str:  # "all-sqlite/off": a variant of --variants
+        config, _, variant = name.partition("/")
+        return names.get(config, config) + (f", {variant}" if variant else "")
+
+    if d.get("variants") and any(d["variants"].values()):
+        settings = "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in s.items()) or 'defaults'}"
+                             for n, s in d["variants"].items())
+        out_head = [f"Variants alternated within each round: {settings}.", ""]
+    else:
+        out_head = []
+    rounds = d["configs"][next(iter(d["configs"]))]["rounds"]
+    out = [*out_head, f"{rounds} alternating rounds per configuration"
+           f" ({d['requests_c1']} requests at concurrency 1, "
            f"{d.get('generator_c32') or str(d['requests_c32']) + ' requests'} at "
            "concurrency 32; median of the rounds; 1-minute load "
            f"average at the start {d['load_avg_start']:.1f} on 2 cores)", "",
@@ -415,14 +451,14 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
                 for name, c in before["configs"].items()] + rows
     for name, c in rows:
         runs = ", ".join(str(r) for r in c["throughput_ratio_runs"])
-        out.append(f"| {names.get(name, name)} | {c['ack_p50_ms']} | {c['bare_ack_p50_ms']} | "
+        out.append(f"| {label(name)} | {c['ack_p50_ms']} | {c['bare_ack_p50_ms']} | "
                    f"{c['ack_p99_ms']} | {c['per_second_c32']} | {c['bare_per_second_c32']} | "
                    f"{c['throughput_ratio']} ({runs}) |")
     out.append("")
     for name, met in d["met"].items():
         t = d["targets"][name]
         c = d["configs"][name]
-        out.append(f"- {names.get(name, name)}: ack p50 {c['ack_p50_ms']} ms (target <= "
+        out.append(f"- {label(name)}: ack p50 {c['ack_p50_ms']} ms (target <= "
                    f"{t['ack_p50_ms_max']} ms): {verdict(met['ack_p50'])}; throughput ratio "
                    f"{c['throughput_ratio']} (target >= {t['throughput_ratio_min']}): "
                    f"{verdict(met['throughput_ratio'])}; non-200 answers: {c['non_200']}")

@@ -12,7 +12,12 @@ installed: the one-process httpx generator saturates near what the bare endpoint
 made every ratio ~1. Same payloads everywhere. Writes benchmarks/results/webhook_roles.json.
 
     .venv/bin/python benchmarks/webhook_roles.py [--rounds 3] [--c1 300] \
-        [--generator wrk|httpx] [--seconds 5] [--requests 1000 (httpx)]
+        [--generator wrk|httpx] [--seconds 5] [--requests 1000 (httpx)] \
+        [--variants "before:SRE_AGENT_X=0,SRE_AGENT_Y=0;after:"]
+
+``--variants`` runs every configuration once per variant in each round (alternating), the
+variant's settings in the environment of the agent and its worker: an A/B of settings in one
+run. Its results are keyed ``config/variant``.
 """
 
 from __future__ import annotations
@@ -54,24 +59,34 @@ def agent_env(url: str, **extra: str) -> dict[str, str]:
             "SRE_AGENT_LOG_LEVEL": "WARNING", "SRE_AGENT_MODE": "observe", **extra}
 
 
-def start_agent(url: str, role: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_agent(url: str, role: str,
+                extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_server([PYTHON, "-m", "sre_agent", "serve", "--port", str(port),
-                         "--role", role], agent_env(url), f"{base}/ready", timeout=60)
+                         "--role", role], agent_env(url, **extra), f"{base}/ready", timeout=60)
     return proc, base
 
 
+def parse_variants(spec: str) -> dict[str, dict[str, str]]:
+    """``name:K=V,K=V;name2:`` -> {name: {K: V}}; empty: one unnamed variant."""
+    variants: dict[str, dict[str, str]] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, _, assignments = part.partition(":")
+        variants[name] = dict(a.split("=", 1) for a in assignments.split(",") if a)
+    return variants or {"": {}}
+
+
 async def one_round(config: str, url: str, bare_url: str, args: argparse.Namespace,
-                    offset: int) -> dict[str, Any]:
+                    offset: int, extra: dict[str, str]) -> dict[str, Any]:
     role = config.split("-")[0]
     headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        agent, base = start_agent(url, role)
+        agent, base = start_agent(url, role, extra)
         procs.append(agent)
         if role == "api":
-            worker, _ = start_agent(url, "worker")
+            worker, _ = start_agent(url, "worker", extra)
             procs.append(worker)
         agent_url = f"{base}/webhook/alertmanager"
         n = offset
@@ -132,8 +147,11 @@ async def main() -> None:
                         default="wrk" if wrk_available() else "httpx",
                         help="load generator at concurrency 32 (wrk: Debian's package)")
     parser.add_argument("--seconds", type=float, default=5.0, help="wrk run length")
+    parser.add_argument("--variants", default="", help="name:K=V,K=V;name2: (A/B of settings)")
     args = parser.parse_args()
-    configs = [c for c in args.configs.split(",") if c]
+    variants = parse_variants(args.variants)
+    runs = [(c, v) for c in args.configs.split(",") if c for v in variants]
+    configs = [f"{c}/{v}" if v else c for c, v in runs]
     from tests.support.postgres import start_cluster
 
     result: dict[str, Any] = {"machine": machine(), "code": code_label(),
@@ -141,7 +159,8 @@ async def main() -> None:
                               "requests_c32": args.requests, "requests_c1": args.c1,
                               "generator_c32": (f"wrk -t2 -c32 for {args.seconds} s"
                                                 if args.generator == "wrk"
-                                                else "httpx, one process")}
+                                                else "httpx, one process"),
+                              "variants": variants}
     raw: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
     clusters = start_cluster()
     cluster = next(clusters)
@@ -153,11 +172,13 @@ async def main() -> None:
         bare_url = f"http://127.0.0.1:{bare_port}/webhook/alertmanager"
         try:
             for rnd in range(args.rounds):
-                for k, config in enumerate(configs):  # alternating
-                    url = (f"sqlite:///{tmp}/r{rnd}-{k}.db" if config.endswith("sqlite")
+                for k, (config, (base_config, variant)) in enumerate(zip(configs, runs,
+                                                                         strict=True)):
+                    url = (f"sqlite:///{tmp}/r{rnd}-{k}.db" if base_config.endswith("sqlite")
                            else str(cluster.create_database()))
-                    one = await one_round(config, url, bare_url, args,
-                                          offset=(rnd * 10 + k) * 1_000_000)
+                    one = await one_round(base_config, url, bare_url, args,
+                                          offset=(rnd * 100 + k) * 1_000_000,
+                                          extra=variants[variant])
                     raw[config].append(one)
                     print(f"round {rnd} {config}: ack p50 {one['agent_c1']['p50_ms']} ms "
                           f"(bare {one['bare_c1']['p50_ms']}), c32 ratio "

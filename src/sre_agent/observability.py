@@ -87,5 +87,8 @@ class Metrics:
             ["type"], registry=r)
         self.stage_seconds = Histogram(
             "sre_agent_stage_seconds", "Pipeline stage duration", ["stage"], registry=r)
+        self.stage_deferred = Counter(
+            "sre_agent_stage_deferred_seconds", "Time pipeline stages waited for webhooks in "
+            "flight to be answered (ingest first)", registry=r)
         self.stage_errors = Counter(
             "sre_agent_stage_errors_total", "Pipeline stage failures", ["stage"], registry=r)

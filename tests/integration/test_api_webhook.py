@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -206,3 +207,29 @@ async def test_a_firing_after_its_own_resolution_is_recorded_as_late(
     assert [e["type"] for e in detail["events"]][-1] == "AlertReceivedLate"
     again = (await client.post(URL, json=notification())).json()
     assert (again["alerts_duplicate"], again["alerts_late"]) == (1, 0)
+
+
+async def test_a_webhook_is_in_flight_until_answered_whatever_the_outcome(
+        tmp_path: Path) -> None:
+    """Ingest first (pipeline/priority.py): the pipeline waits while a webhook is in flight,
+    so the route must count itself in while it reads and writes, and out on every answer."""
+    app = create_app(make_settings(tmp_path, webhook_token="tok-in-flight"))
+    headers = {"authorization": "Bearer tok-in-flight", "content-type": "application/json"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agent") as c:
+        gate = app.state.services.ingest_first
+        seen: list[int] = []
+
+        async def slow_body() -> Any:
+            body = json.dumps(notification()).encode()
+            yield body[:10]
+            seen.append(gate.in_flight)  # the route is reading the body
+            yield body[10:]
+
+        r = await c.post(URL, content=slow_body(), headers=headers)
+        assert r.status_code == 200 and seen == [1] and gate.in_flight == 0
+        for status, kwargs in ((401, {"headers": {"content-type": "application/json"}}),
+                               (422, {"json": {"version": "4"}, "headers": headers}),
+                               (400, {"content": b"{", "headers": headers})):
+            assert (await c.post(URL, **kwargs)).status_code == status
+            assert gate.in_flight == 0

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from sre_agent.observability import Metrics
+from sre_agent.pipeline.priority import IngestFirst
 from sre_agent.pipeline.stages import Stage, load_work
 from sre_agent.ports import DELIVERY_LEASE_PREFIX, EventStore, StoreUnavailable
 
@@ -41,6 +42,7 @@ class PipelineRunner:
                  max_retries: int = 8, sweep_s: float = 30.0, leases: bool = False,
                  lease_ttl_s: float = 10.0, owner: str | None = None,
                  poll_s: float | None = None, active: bool = True,
+                 ingest_first: IngestFirst | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.stages = list(stages)
@@ -57,6 +59,7 @@ class PipelineRunner:
         self.owner = owner or replica_id()
         self.poll_s = poll_s
         self.active = active
+        self.ingest_first = ingest_first or IngestFirst(max_defer_s=0)
         self.clock = clock
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -270,6 +273,9 @@ class PipelineRunner:
         seen_seq: int | None = None
         own: set[int] = set()
         for stage in self.stages:
+            waited = await self.ingest_first.wait_turn()
+            if waited and self.metrics:
+                self.metrics.stage_deferred.inc(waited)
             work = await load_work(self.store, incident_id)
             if work is None:
                 return False

@@ -97,6 +97,7 @@ async def receive(request: Request) -> JSONResponse:
                                         services.metrics)
     started = time.perf_counter()
     outcome = "accepted"
+    services.ingest_first.enter()  # the pipeline waits its turn while this is in flight
     try:
         if not webhook_authorized(settings, request.headers.get("authorization")):
             outcome = "unauthorized"
@@ -133,5 +134,6 @@ async def receive(request: Request) -> JSONResponse:
             incidents=incidents, alerts_new=result.new_alerts,
             alerts_duplicate=result.duplicates, alerts_late=result.late).model_dump())
     finally:
+        services.ingest_first.leave()
         metrics.notifications.labels(outcome).inc()
         metrics.webhook_latency.observe(time.perf_counter() - started)
