@@ -273,8 +273,8 @@ def storm_ab(name: str) -> list[str]:
                      f"{r['p99_ms']} | {r['agent_cpu_ms_per_post']} | "
                      f"{r['drained_s_after_last_ack']} | {r['load_1m_before']} | "
                      f"{'all met' if r['checks_all_met'] else '**not met**'} |")
-    medians = ", ".join(f"{n}: p50 {ab['median_p50_ms'][n]} ms, p99 {ab['median_p99_ms'][n]} ms"
-                        for n in ab["variants"])
+    p50, p99 = ab["median_p50_ms"], ab["median_p99_ms"]
+    medians = ", ".join(f"{n}: p50 {p50[n]:.1f} ms, p99 {p99[n]:.1f} ms" for n in ab["variants"])
     return [*lines, "", f"- medians by variant: {medians}"]
 
 
@@ -333,35 +333,36 @@ STORM_REPLICAS_NOTE = (
 
 
 WEBHOOK_ROLES_NOTES = [
-    "Concurrency 32 is driven by `wrk` (benchmarks/wrk_load.py) since session 6: the "
-    "one-process httpx generator used before tops out near the bare endpoint's rate with it "
-    "(~350/s), which made every ratio ~1 and every ratio target look met. With wrk the bare "
-    "endpoint answers ~2,500-5,200/s on this machine (by the host's load) and the ratios are "
-    "0.10-0.16: NOT met.",
-    "Every notification is a new incident, so the pipeline (in the process for `all`, in "
-    "the worker process for `api`) analyses 60-300 incidents per second beside the ingest, "
-    "on the same 2 cores as PostgreSQL and the load generator: the ack at concurrency 1 "
-    "waits behind that work.",
-    "History on this machine type: 5856846 (before session 6) ack p50 all-sqlite 15.5, "
-    "all-postgresql 26.0, api 16.0 ms, c=32 ratios 0.124, 0.069, 0.077; 3bbdec1 (session 6) "
-    "13.4, 18.4, 12.5 ms, 0.153, 0.104, 0.12; the table's run (session 9, after session 7's "
-    "store and pipeline work) is the third. The bare endpoint answered ~5,000/s this time "
-    "against ~2,700/s on 2026-12-02 (a quieter host), so compare ratios, not rates. The "
-    "table's run had the Docker engine up; one minutes earlier with dockerd stopped (the "
-    "Docker collector failing at once) gave 7.43, 8.38, 6.22 ms and ratios 0.157, 0.114, "
-    "0.118: each new incident's Docker evidence (the SDK's threads and dockerd's own CPU, on "
-    "the same 2 cores) is part of what the ack waits behind, even on `api`.",
-    "What is left at concurrency 1 (session 9 probes, `api` with and without its worker, 300 "
-    "requests each): a duplicate notification (nothing to analyse) still takes 4.2-5.7 ms on "
-    "`api` against the bare endpoint's 1.5-1.9 ms. The store's ingest of a new 1-alert "
-    "notification alone is ~2.4 ms (nine PostgreSQL round trips of ~0.15 ms through "
-    "SQLAlchemy: lock, snapshot, inserts, head, commit; a raw psycopg round trip is 0.07 ms),"
-    " the rest the agent's middleware and the hop to the writer thread. The 4 ms `api` target"
-    " leaves 2.5 ms over the bare endpoint for a durable, hash-chained, deduplicated write: "
-    "not reachable by trimming; it needs the ingest to write less before answering (an inbox "
-    "the correlator reads), a design change not made. At concurrency 32 the analyses of the "
-    "new incidents (~11 ms of CPU each) alone exceed the two cores: the ratios cannot "
-    "approach 0.5 here while every request is a new incident.",
+    "Session 12's run (2026-12-07, a faster machine than sessions 6-9's: AMD EPYC 2.6 GHz with "
+    "AVX-512; the bare endpoint answers ~8,000-10,500/s at c=32 and ~1 ms at c=1, against "
+    "~2,500-5,200/s and 2-3 ms there) alternates `SRE_AGENT_INGEST_FIRST_MAX_DEFER_S=0` (off) "
+    "with the default 0.05 s (on) in each round: pipeline stages of an `all` process wait "
+    "while webhooks are in flight (pipeline/priority.py). `all` on SQLite: ack p50 lower in "
+    "every round (6.68, 7.73, 4.86 -> 5.12, 3.38, 3.68 ms). `all` on PostgreSQL: no change "
+    "beyond the noise (its stages' store round trips, not stage starts, are what the ack "
+    "waits behind). `api`: nothing to gate in the api process; no change, as expected.",
+    "Concurrency 32 is driven by `wrk` (benchmarks/wrk_load.py, since session 6; the "
+    "one-process httpx generator made every ratio ~1). Every notification is a new incident, "
+    "so the pipeline (in the process for `all`, in the worker process for `api`) analyses "
+    "its incidents beside the ingest, on the same 2 cores as PostgreSQL and the generator: "
+    "the analyses (~5-11 ms of CPU each by machine) alone exceed the two cores at the rates "
+    "the ratios ask for (0.5 of ~10,000/s), so no ingest change reaches them here while "
+    "every request is a new incident: NOT met.",
+    "`api` at concurrency 1 is its own cost, not its worker's: alone on a fresh database (no "
+    "worker, py-spy attached) it answered at p50 5.3 ms on this machine, the same as beside "
+    "its worker. Most of it is the store's ingest on the writer thread: nine PostgreSQL "
+    "round trips (BEGIN, the chain head lock, two snapshot reads, three inserts, the head, "
+    "COMMIT) of ~0.15 ms each through SQLAlchemy, plus the hop to the writer thread. The "
+    "4 ms target needs the ingest to write less before answering (an inbox the correlator "
+    "reads, answering before correlation): a design change not made.",
+    "A nice level for the worker process (`webhook_roles_worker_nice.json`, `api`, 5 "
+    "alternated rounds: nice 0, 10, 19) made no difference to the api's ack (p50 medians "
+    "6.59, 6.72, 7.05 ms): not built. Nor did `sys.setswitchinterval(0.0005)` (session 12, "
+    "3 rounds; also tried in sessions 6 and 9).",
+    "History (a slower machine: AMD EPYC 2.45 GHz without AVX-512, bare ~2.3 ms at c=1): "
+    "5856846 ack p50 all-sqlite 15.5, all-postgresql 26.0, api 16.0 ms; 3bbdec1 (session 6) "
+    "13.4, 18.4, 12.5 ms; session 9 (66b1ebe) 10.8, 13.7, 11.0 ms; c=32 ratios 0.07-0.16 "
+    "throughout. On a Xeon 2.6 GHz with AVX-512 (session 11, f5a0719): 5.12, 7.21, 4.56 ms.",
 ]
 
 
