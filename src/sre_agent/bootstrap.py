@@ -22,6 +22,7 @@ from sre_agent.evidence.http_probe import HttpProbe
 from sre_agent.evidence.investigation import CollectorTools
 from sre_agent.evidence.prometheus import PrometheusEvidence
 from sre_agent.evidence.targets import DockerTargetResolver
+from sre_agent.ingest_first import IngestFirst
 from sre_agent.integrations.pagerduty import PagerDutyEvents
 from sre_agent.integrations.slack import SlackBot, SlackWebhook
 from sre_agent.integrations.teams import TeamsWorkflow
@@ -31,7 +32,6 @@ from sre_agent.pipeline.commands import CommandBus
 from sre_agent.pipeline.delivery import DeliveryWorker
 from sre_agent.pipeline.explain import ExplainStage, Explanations
 from sre_agent.pipeline.handlers import Deps, Remediation
-from sre_agent.pipeline.priority import IngestFirst
 from sre_agent.pipeline.runner import PipelineRunner, replica_id
 from sre_agent.pipeline.stages import Stage
 from sre_agent.ports import (
@@ -218,6 +218,7 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
     the_backends = backends if backends is not None else build_backends(settings)
     policy = settings.policy()
     ingest_first = IngestFirst(max_defer_s=settings.ingest_first_max_defer_s)
+    metrics.pipeline_deferred.set_function(lambda: ingest_first.deferred_s)
     runner = PipelineRunner(
         the_store, build_stages(settings, analysis, the_backends, policy, the_store, fakes),
         workers=settings.workers, stage_timeout_s=settings.stage_timeout_s, metrics=metrics,

@@ -175,8 +175,8 @@ class Settings(BaseSettings):
     # life) out of the garbage collector's walks and collects the young generation after this
     # many allocations (CPython: 700). 0: CPython's defaults. benchmarks/storm.py measured it.
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
-    # Ingest before analysis (pipeline/priority.py): in one process, a pipeline stage waits
-    # while webhooks are in flight, at most this long (0: never waits).
+    # Ingest before analysis (ingest_first.py): in one process, each store call of the
+    # pipeline waits while webhooks are in flight, at most this long (0: never waits).
     ingest_first_max_defer_s: float = Field(default=0.05, ge=0, le=5)
 
     prometheus_url: str | None = None

@@ -87,8 +87,8 @@ class Metrics:
             ["type"], registry=r)
         self.stage_seconds = Histogram(
             "sre_agent_stage_seconds", "Pipeline stage duration", ["stage"], registry=r)
-        self.stage_deferred = Counter(
-            "sre_agent_stage_deferred_seconds", "Time pipeline stages waited for webhooks in "
-            "flight to be answered (ingest first)", registry=r)
+        self.pipeline_deferred = Gauge(  # set_function: IngestFirst.deferred_s (bootstrap)
+            "sre_agent_pipeline_deferred_seconds", "Seconds the pipeline's store calls waited "
+            "in all for webhooks in flight (ingest first; only grows)", registry=r)
         self.stage_errors = Counter(
             "sre_agent_stage_errors_total", "Pipeline stage failures", ["stage"], registry=r)

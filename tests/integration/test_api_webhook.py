@@ -209,27 +209,39 @@ async def test_a_firing_after_its_own_resolution_is_recorded_as_late(
     assert (again["alerts_duplicate"], again["alerts_late"]) == (1, 0)
 
 
-async def test_a_webhook_is_in_flight_until_answered_whatever_the_outcome(
+async def test_a_webhook_is_in_flight_from_its_body_to_its_answer_whatever_the_outcome(
         tmp_path: Path) -> None:
-    """Ingest first (pipeline/priority.py): the pipeline waits while a webhook is in flight,
-    so the route must count itself in while it reads and writes, and out on every answer."""
+    """Ingest first (ingest_first.py): the pipeline waits while a webhook is in flight, so the
+    route counts itself in once its body is read (a slow client does not hold analysis back)
+    and out on every answer."""
     app = create_app(make_settings(tmp_path, webhook_token="tok-in-flight"))
     headers = {"authorization": "Bearer tok-in-flight", "content-type": "application/json"}
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://agent") as c:
-        gate = app.state.services.ingest_first
-        seen: list[int] = []
+        services = app.state.services
+        gate = services.ingest_first
+        seen: list[tuple[str, int]] = []
+        ingest = services.store.ingest
+
+        async def recording_ingest(notification: Any) -> Any:
+            seen.append(("ingest", gate.in_flight))
+            return await ingest(notification)
+
+        services.store.ingest = recording_ingest
 
         async def slow_body() -> Any:
             body = json.dumps(notification()).encode()
             yield body[:10]
-            seen.append(gate.in_flight)  # the route is reading the body
+            seen.append(("body", gate.in_flight))  # the route is still reading the body
             yield body[10:]
 
         r = await c.post(URL, content=slow_body(), headers=headers)
-        assert r.status_code == 200 and seen == [1] and gate.in_flight == 0
+        assert r.status_code == 200 and seen == [("body", 0), ("ingest", 1)]
+        assert gate.in_flight == 0
         for status, kwargs in ((401, {"headers": {"content-type": "application/json"}}),
                                (422, {"json": {"version": "4"}, "headers": headers}),
-                               (400, {"content": b"{", "headers": headers})):
+                               (400, {"content": b"{", "headers": headers}),
+                               (415, {"content": b"{}", "headers": {
+                                   **headers, "content-type": "text/plain"}})):
             assert (await c.post(URL, **kwargs)).status_code == status
             assert gate.in_flight == 0

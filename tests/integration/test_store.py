@@ -392,3 +392,46 @@ async def test_concurrent_operator_commands_on_two_stores_append_once(store_url:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_pipeline_store_calls_wait_while_a_webhook_is_in_flight(tmp_path: Path) -> None:
+    """Ingest first: a read and a write made from background work (a pipeline worker) wait
+    for the webhook in flight; the same calls from anything else go straight through."""
+    from sre_agent.ingest_first import IngestFirst, run_in_background
+
+    store = SqlEventStore(f"sqlite:///{tmp_path / 'gate.db'}")
+    gate = IngestFirst(max_defer_s=5.0)
+    try:
+        await store.list_replicas()  # warm: schema created
+        gate.enter()
+        done: list[str] = []
+
+        async def pipeline_work() -> None:
+            run_in_background(gate)
+            await store.list_replicas()
+            done.append("read")
+            await store.forget_replica("nobody")
+            done.append("write")
+
+        work = asyncio.create_task(pipeline_work())
+        await store.list_replicas()  # foreground: straight through
+        await store.forget_replica("nobody")
+        await asyncio.sleep(0.3)
+        assert done == []  # held back while the webhook is in flight
+        gate.leave()
+        await asyncio.wait_for(work, 5)
+        assert done == ["read", "write"] and gate.deferred_s >= 0.3
+
+        gate.enter()  # now the write alone, behind a webhook in flight
+
+        async def pipeline_write() -> None:
+            run_in_background(gate)
+            await store.forget_replica("nobody")
+
+        write = asyncio.create_task(pipeline_write())
+        await asyncio.sleep(0.2)
+        assert not write.done()
+        gate.leave()
+        await asyncio.wait_for(write, 5)
+    finally:
+        await store.close()

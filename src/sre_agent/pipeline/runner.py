@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from sre_agent.ingest_first import IngestFirst, run_in_background
 from sre_agent.observability import Metrics
-from sre_agent.pipeline.priority import IngestFirst
 from sre_agent.pipeline.stages import Stage, load_work
 from sre_agent.ports import DELIVERY_LEASE_PREFIX, EventStore, StoreUnavailable
 
@@ -185,6 +185,7 @@ class PipelineRunner:
         return len(self._queued) + len(self._running)
 
     async def _worker(self) -> None:
+        run_in_background(self.ingest_first)  # its store calls wait while webhooks are in flight
         while True:
             incident_id = await self._queue.get()
             self._queued.discard(incident_id)
@@ -273,9 +274,6 @@ class PipelineRunner:
         seen_seq: int | None = None
         own: set[int] = set()
         for stage in self.stages:
-            waited = await self.ingest_first.wait_turn()
-            if waited and self.metrics:
-                self.metrics.stage_deferred.inc(waited)
             work = await load_work(self.store, incident_id)
             if work is None:
                 return False

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from sre_agent.ingest_first import yield_to_ingest
 from sre_agent.ports import StoreUnavailable
 from sre_agent.store.engine import WRITE_OPTION, make_engine, make_read_engine
 from sre_agent.store.schema import chain_head
@@ -58,6 +59,7 @@ class SqlPlumbing:
         Each job runs in its own SAVEPOINT, so a job that raises is rolled back alone; a failed
         commit fails every job of the batch with StoreUnavailable.
         """
+        await yield_to_ingest()  # pipeline work waits while webhooks are in flight
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((fn, fut))
@@ -166,6 +168,7 @@ class SqlPlumbing:
                     conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
                     return fn(conn)
+        await yield_to_ingest()  # pipeline work waits while webhooks are in flight
         for attempt in (1, 2):
             try:
                 return await asyncio.to_thread(run)

@@ -97,7 +97,7 @@ async def receive(request: Request) -> JSONResponse:
                                         services.metrics)
     started = time.perf_counter()
     outcome = "accepted"
-    services.ingest_first.enter()  # the pipeline waits its turn while this is in flight
+    in_flight = False
     try:
         if not webhook_authorized(settings, request.headers.get("authorization")):
             outcome = "unauthorized"
@@ -105,6 +105,10 @@ async def receive(request: Request) -> JSONResponse:
                                 headers={"WWW-Authenticate": 'Bearer, Basic realm="sre-agent"'})
         try:
             body = await _read_body(request, settings.max_body_bytes)
+            # From here to the answer the pipeline waits its turn (ingest_first.py); not while
+            # the body arrives, so a slow client cannot hold analysis back.
+            services.ingest_first.enter()
+            in_flight = True
             notification = _parse(body, request.headers.get("content-type", ""))
         except BadRequest as bad:
             outcome = f"rejected_{bad.status}"
@@ -134,6 +138,7 @@ async def receive(request: Request) -> JSONResponse:
             incidents=incidents, alerts_new=result.new_alerts,
             alerts_duplicate=result.duplicates, alerts_late=result.late).model_dump())
     finally:
-        services.ingest_first.leave()
+        if in_flight:
+            services.ingest_first.leave()
         metrics.notifications.labels(outcome).inc()
         metrics.webhook_latency.observe(time.perf_counter() - started)
