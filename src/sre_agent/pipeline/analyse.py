@@ -17,6 +17,7 @@ from sre_agent.domain.diagnosis import Diagnosis, Engine
 from sre_agent.domain.events import Actor, EventType, NewEvent, StoredEvent, payloads
 from sre_agent.domain.evidence import AlertContext, Evidence, EvidenceStatus, ResolvedTarget
 from sre_agent.domain.incident import IncidentStatus
+from sre_agent.ingest_first import yield_to_ingest
 from sre_agent.pipeline.stages import IncidentWork
 from sre_agent.ports import Analyzer, EventStore, EvidenceSource, TargetResolver
 
@@ -49,16 +50,19 @@ def _trim(ev: Evidence) -> dict[str, Any]:
 async def gather_evidence(
     ctx: AlertContext, resolver: TargetResolver | None, sources: Sequence[EvidenceSource],
 ) -> tuple[list[ResolvedTarget], list[Evidence]]:
-    """Resolve targets, then run every collector concurrently. Never raises."""
+    """Resolve targets, then run every collector concurrently. Never raises. In the
+    pipeline each step first lets webhooks in flight be answered (ingest_first.py)."""
     targets: list[ResolvedTarget] = []
     evidence: list[Evidence] = []
     if resolver is not None:
+        await yield_to_ingest()
         try:
             targets, resolution = await resolver.resolve(ctx)
         except Exception as exc:  # a resolver bug must not stop the analysis
             resolution = Evidence(source="target", name="resolution",
                                   status=EvidenceStatus.ERROR, error=repr(exc)[:300])
         evidence.append(resolution)
+    await yield_to_ingest()
     results = await asyncio.gather(*(s.collect(ctx, targets) for s in sources),
                                    return_exceptions=True)
     for source, result in zip(sources, results, strict=True):
@@ -124,6 +128,7 @@ class AnalyseStage:
         if self.queries_for is not None:
             ctx.extra_queries = self.queries_for(ctx)
         targets, evidence = await gather_evidence(ctx, self.resolver, self.sources)
+        await yield_to_ingest()
         diagnosis = await self.analyzer.analyse(ctx, targets, evidence)
         second = (await self.rules.analyse(ctx, targets, evidence)
                   if self.rules is not None and diagnosis.engine == Engine.LLM else None)
