@@ -16,6 +16,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,6 +64,18 @@ _OPEN_INCIDENT = (select(incidents.c.id)
 _KNOWN_ALERTS = select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.incident_id,
                        alerts.c.status, alerts.c.received_seq).where(
     alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+# An ingest's snapshot in one round trip (two before): the group's open incident and the first
+# chunk of the notification's alerts already known. The one-row chain head anchors the outer
+# joins, unlocked: the batch locked it in a statement of its own before this one, since a
+# statement that waits for a lock still reads the other tables as they were when it began
+# (READ COMMITTED), and would miss what the lock holder committed meanwhile.
+_OPEN_OF_GROUP = _OPEN_INCIDENT.subquery("open_incident")
+_SNAPSHOT = (
+    select(_OPEN_OF_GROUP.c.id.label("open_id"), alerts.c.fingerprint, alerts.c.starts_at,
+           alerts.c.incident_id, alerts.c.status, alerts.c.received_seq)
+    .select_from(chain_head.outerjoin(_OPEN_OF_GROUP, true()).outerjoin(
+        alerts, alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True))))
+    .where(chain_head.c.id == 1))
 _ACTION_STATUS = select(actions.c.status).where(actions.c.id == bindparam("action_id"))
 _LAST_SEQ = select(incidents.c.last_seq).where(incidents.c.id == bindparam("incident_id"))
 _LATER_SEQS = (select(events.c.seq)
@@ -162,20 +175,24 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
         return first != EventType.ALERT_RESOLVED
 
     def _snapshot(self, conn: Connection, n: WebhookNotification) -> CorrelationSnapshot:
-        open_row = conn.execute(_OPEN_INCIDENT, {"group_key": n.group_key}).first()
-        snap = CorrelationSnapshot(open_incident_id=open_row.id if open_row else None)
         wanted = {(a.fingerprint, a.starts_at_key) for a in n.alerts}
         fingerprints = sorted({fp for fp, _ in wanted})
-        involved: set[str] = {open_row.id} if open_row else set()
-        for i in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[i:i + _CHUNK]
-            for row in conn.execute(_KNOWN_ALERTS, {"fingerprints": chunk}):
-                key = (row.fingerprint, row.starts_at)
-                if key in wanted:
-                    snap.alerts[key] = KnownAlert(
-                        row.incident_id, row.status,
-                        seen_firing=row.status != "resolved" or self._fired(conn, row))
-                    involved.add(row.incident_id)
+        rows = conn.execute(_SNAPSHOT, {"group_key": n.group_key,
+                                        "fingerprints": fingerprints[:_CHUNK]}).all()
+        open_id = rows[0].open_id
+        snap = CorrelationSnapshot(open_incident_id=open_id)
+        involved: set[str] = {open_id} if open_id else set()
+        known: list[Any] = [r for r in rows if r.fingerprint is not None]
+        for i in range(_CHUNK, len(fingerprints), _CHUNK):
+            known += conn.execute(_KNOWN_ALERTS,
+                                  {"fingerprints": fingerprints[i:i + _CHUNK]}).all()
+        for row in known:
+            key = (row.fingerprint, row.starts_at)
+            if key in wanted:
+                snap.alerts[key] = KnownAlert(
+                    row.incident_id, row.status,
+                    seen_firing=row.status != "resolved" or self._fired(conn, row))
+                involved.add(row.incident_id)
         ids = sorted(involved)
         for i in range(0, len(ids), _CHUNK):
             for member in conn.execute(_INCIDENT_MEMBERS,
