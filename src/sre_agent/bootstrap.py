@@ -32,6 +32,7 @@ from sre_agent.pipeline.commands import CommandBus
 from sre_agent.pipeline.delivery import DeliveryWorker
 from sre_agent.pipeline.explain import ExplainStage, Explanations
 from sre_agent.pipeline.handlers import Deps, Remediation
+from sre_agent.pipeline.inbox import InboxDrainer
 from sre_agent.pipeline.runner import PipelineRunner, replica_id
 from sre_agent.pipeline.stages import Stage
 from sre_agent.ports import (
@@ -79,6 +80,7 @@ class Services:
     delivery: DeliveryWorker
     replica: ReplicaInfo
     heartbeat: Heartbeat
+    inbox: InboxDrainer  # ingests notifications answered before correlation (webhook_ack)
     ingest_first: IngestFirst = field(default_factory=lambda: IngestFirst(max_defer_s=0))
     slack: SlackBot | None = None  # the Web API client, for answers to button clicks
     started_at: float = field(default_factory=time.time)
@@ -226,12 +228,14 @@ def build_services(settings: Settings, *, store: EventStore | None = None,
         leases=settings.on_postgresql, owner=replica.id,
         poll_s=settings.worker_poll_s if settings.on_postgresql else None,
         active=settings.role is not Role.API, ingest_first=ingest_first)
+    inbox = InboxDrainer(the_store, runner.submit, metrics, poll_s=settings.worker_poll_s,
+                         active=settings.role is not Role.API, ingest_first=ingest_first)
     commands = CommandBus(the_store, policy, default_mode=settings.mode, submit=runner.submit,
                           silencer=the_backends.get(ActionKind.SILENCE_ALERT))
     destinations = build_destinations(settings)
     slack = next((d for d in destinations if isinstance(d, SlackBot)), None)
     return Services(settings=settings, store=the_store, metrics=metrics, runner=runner,
                     analysis=analysis, backends=the_backends, policy=policy,
-                    commands=commands, replica=replica, ingest_first=ingest_first,
+                    commands=commands, replica=replica, ingest_first=ingest_first, inbox=inbox,
                     heartbeat=Heartbeat(the_store, replica, settings.heartbeat_s),
                     delivery=build_delivery(settings, the_store, destinations), slack=slack)

@@ -26,6 +26,13 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class WebhookAck(StrEnum):
+    """When the webhook answers (README "When the webhook answers")."""
+
+    CORRELATED = "correlated"  # 200 once correlated and hash-chained; names the incidents
+    QUEUED = "queued"  # 202 once the raw notification is durable in the inbox
+
+
 class Role(StrEnum):
     """What one ``sre-agent serve`` process does (see README "Running several replicas")."""
 
@@ -178,6 +185,10 @@ class Settings(BaseSettings):
     # Ingest before analysis (ingest_first.py): in one process, each store call of the
     # pipeline waits while webhooks are in flight, at most this long (0: never waits).
     ingest_first_max_defer_s: float = Field(default=0.05, ge=0, le=5)
+    # correlated: answer 200 once the alerts are correlated into incidents and hash-chained
+    # (the answer names them); queued: answer 202 once the raw notification is durable in the
+    # inbox, and correlate right after, in a process running the pipeline (pipeline/inbox.py).
+    webhook_ack: WebhookAck = WebhookAck.CORRELATED
 
     prometheus_url: str | None = None
     alertmanager_url: str | None = None

@@ -88,6 +88,16 @@ class IncidentSnapshot:
 class EventStore(Protocol):
     async def ingest(self, notification: WebhookNotification) -> IngestResult: ...
 
+    # The inbox (SRE_AGENT_WEBHOOK_ACK=queued): raw bodies durable before correlation.
+    async def enqueue(self, body: str) -> int: ...
+
+    async def queued(self, limit: int = 100) -> list[tuple[int, str]]: ...
+
+    async def ingest_queued(self, inbox_id: int,
+                            notification: WebhookNotification) -> IngestResult | None:
+        """Ingest and take out in one transaction; None when it was taken out already."""
+        ...
+
     async def append(self, events: list[NewEvent]) -> list[StoredEvent]: ...
 
     async def append_guarded(self, action_id: str, allowed: frozenset[str],

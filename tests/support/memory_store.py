@@ -59,6 +59,8 @@ class InMemoryEventStore:
         self.processed: dict[str, int] = {}
         self.leases: dict[str, dict[str, Any]] = {}
         self.replicas: dict[str, dict[str, Any]] = {}
+        self.inbox: dict[int, str] = {}
+        self._inbox_ids = itertools.count(1)
         self.clock = clock or (lambda: datetime.now(UTC).timestamp())
         self.unavailable = False  # set True to make every write raise StoreUnavailable
         self._ids = itertools.count(1)
@@ -119,6 +121,22 @@ class InMemoryEventStore:
         stored = self._append(result.events)
         return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
                             result.duplicate_of, result.late)
+
+    async def enqueue(self, body: str) -> int:
+        self._check()
+        inbox_id = next(self._inbox_ids)
+        self.inbox[inbox_id] = body
+        return inbox_id
+
+    async def queued(self, limit: int = 100) -> list[tuple[int, str]]:
+        return sorted(self.inbox.items())[:limit]
+
+    async def ingest_queued(self, inbox_id: int,
+                            notification: WebhookNotification) -> IngestResult | None:
+        self._check()
+        if self.inbox.pop(inbox_id, None) is None:
+            return None
+        return await self.ingest(notification)
 
     async def mark_processed(self, incident_id: str, seq: int | None,
                              own: frozenset[int] = frozenset(),

@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.heartbeat.start()
         await services.runner.start()
+        await services.inbox.start()  # after the runner: what it ingests is submitted there
         await services.delivery.start()
         log.info("agent_started", version=__version__, mode=settings.mode.value,
                  role=settings.role.value, replica=services.replica.id,
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
             # Each step is bounded: a shutdown that hangs on one stuck await (a call that
             # ignores cancellation) would keep the process, and a test run, from ending.
             await bounded("delivery", services.delivery.stop())
+            await bounded("inbox", services.inbox.stop())
             await bounded("runner", services.runner.stop())
             await bounded("heartbeat", services.heartbeat.stop())
             await bounded("store", services.store.close())

@@ -23,6 +23,16 @@ class WebhookAccepted(BaseModel):
                                                     "resolution: recorded, reopen nothing")
 
 
+class WebhookQueued(BaseModel):
+    """The answer with SRE_AGENT_WEBHOOK_ACK=queued: durable, not yet correlated."""
+
+    status: str = "queued"
+    inbox_id: int = Field(description="the notification's place in the inbox; it becomes "
+                                      "incidents once a process running the pipeline "
+                                      "ingests it")
+    alerts: int = Field(description="alerts in the notification")
+
+
 class EventOut(BaseModel):
     seq: int
     incident_id: str | None

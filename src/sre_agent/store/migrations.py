@@ -38,7 +38,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from sre_agent.domain.events import GENESIS_HASH
-from sre_agent.store.schema import chain_head, leases, metadata, replicas
+from sre_agent.store.schema import chain_head, inbox, leases, metadata, replicas
 
 _version_metadata = MetaData()
 schema_version = Table(
@@ -52,7 +52,7 @@ schema_version = Table(
 _ADVISORY_KEY = 0x5E_A6_E7_01
 
 # sha256 of the DDL of schema.py (see schema_fingerprint); changes only with a new migration.
-SCHEMA_FINGERPRINT = "42292b19b2082465fd661b6584a09be9c5f38e1db9604536e4cb870a83381cd7"
+SCHEMA_FINGERPRINT = "3ece5b4add4a105fa38b0b88ebf1186e2caba9fe025fdc9f51ecc8c4b179ddaf"
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,15 @@ def _replicas(conn: Connection) -> None:
     replicas.create(conn, checkfirst=True)  # a new table only, as in step 2
 
 
+def _inbox(conn: Connection) -> None:
+    inbox.create(conn, checkfirst=True)  # a new table only, as in step 2
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: events, chain_head and the projections", _initial),
     Migration(2, "incident leases, for several replicas on one database", _leases),
     Migration(3, "replica heartbeats: who runs, in which role, since when", _replicas),
+    Migration(4, "the inbox: notifications acknowledged before correlation", _inbox),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -158,6 +158,17 @@ replicas = Table(
 )
 
 
+# Notifications acknowledged before correlation (SRE_AGENT_WEBHOOK_ACK=queued): the raw body,
+# durable at the answer, ingested into the log in order and deleted in that same transaction.
+inbox = Table(
+    "inbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("received_at", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    sqlite_autoincrement=True,  # ids never reused, as PostgreSQL's: an answer names one row
+)
+
 actions = Table(
     "actions", metadata,
     Column("id", SafeString(64), primary_key=True),

@@ -41,6 +41,7 @@ from sre_agent.store.schema import (
     alerts,
     chain_head,
     events,
+    inbox,
     incidents,
     progress,
 )
@@ -48,7 +49,7 @@ from sre_agent.store.sql_actions import ActionQueries
 from sre_agent.store.sql_leases import RELEASE_LEASE, LeaseQueries
 from sre_agent.store.sql_reads import LogQueries, row_to_event
 from sre_agent.store.sql_replicas import ReplicaQueries
-from sre_agent.store.sql_writer import SqlPlumbing
+from sre_agent.store.sql_writer import SqlPlumbing, head_free
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -156,14 +157,45 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
         return await self._write(run)
 
     async def ingest(self, notification: WebhookNotification) -> IngestResult:
-        def run(conn: Connection) -> IngestResult:
-            # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
+        return await self._write(lambda conn: self._ingest_in(conn, notification))
+
+    def _ingest_in(self, conn: Connection, notification: WebhookNotification) -> IngestResult:
+        # Lock the head first so the snapshot cannot go stale (PostgreSQL replicas).
+        self._lock_head(conn)
+        snap = self._snapshot(conn, notification)
+        result = correlate(notification, snap, new_incident_id)
+        stored = self._append_in(conn, result.events)
+        return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
+                            result.duplicate_of, result.late)
+
+    # --- the inbox (SRE_AGENT_WEBHOOK_ACK=queued) ---------------------------------------------
+    async def enqueue(self, body: str) -> int:
+        """Store a notification's raw body durably; its id orders the inbox."""
+        @head_free  # no chain head: this is the whole point of answering before correlation
+        def run(conn: Connection) -> int:
+            at = utc_now().isoformat(timespec="microseconds")
+            row = conn.execute(insert(inbox).values(received_at=at, body=body)
+                               .returning(inbox.c.id)).one()
+            return int(row.id)
+        return await self._write(run)
+
+    async def queued(self, limit: int = 100) -> list[tuple[int, str]]:
+        """The oldest notifications of the inbox, (id, body), oldest first."""
+        def run(conn: Connection) -> list[tuple[int, str]]:
+            rows = conn.execute(select(inbox.c.id, inbox.c.body).order_by(inbox.c.id)
+                                .limit(limit))
+            return [(int(r.id), str(r.body)) for r in rows]
+        return await self._read(run)
+
+    async def ingest_queued(self, inbox_id: int,
+                            notification: WebhookNotification) -> IngestResult | None:
+        """Ingest a notification of the inbox and take it out, in one transaction: None when
+        it is gone already (another replica ingested it: the head lock orders the two)."""
+        def run(conn: Connection) -> IngestResult | None:
             self._lock_head(conn)
-            snap = self._snapshot(conn, notification)
-            result = correlate(notification, snap, new_incident_id)
-            stored = self._append_in(conn, result.events)
-            return IngestResult(result.touched, result.new_alerts, result.duplicates, stored,
-                                result.duplicate_of, result.late)
+            if conn.execute(delete(inbox).where(inbox.c.id == inbox_id)).rowcount == 0:
+                return None
+            return self._ingest_in(conn, notification)
         return await self._write(run)
 
     @staticmethod

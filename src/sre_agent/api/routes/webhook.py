@@ -1,4 +1,5 @@
-"""POST /webhook/alertmanager: authenticate, validate, append durably, then answer."""
+"""POST /webhook/alertmanager: authenticate, validate, store durably, then answer: 200 once
+correlated into incidents (the default), or 202 once queued in the inbox (webhook_ack=queued)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pydantic import ValidationError
 
 from sre_agent.api.auth import webhook_authorized
 from sre_agent.api.deps import get_services
-from sre_agent.api.schemas import ErrorOut, WebhookAccepted
+from sre_agent.api.schemas import ErrorOut, WebhookAccepted, WebhookQueued
+from sre_agent.config import WebhookAck
 from sre_agent.domain.alertmanager import WebhookNotification
-from sre_agent.domain.events import EventType
+from sre_agent.pipeline.inbox import after_ingest
 from sre_agent.ports import StoreUnavailable
 
 router = APIRouter(prefix="/webhook", tags=["webhook"])
@@ -29,6 +31,8 @@ _BODY_DOC: dict[str, Any] = {
     }
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": WebhookQueued, "description": "durable in the inbox, correlated next "
+                                                 "(SRE_AGENT_WEBHOOK_ACK=queued)"},
     400: {"model": ErrorOut, "description": "body is not valid JSON"},
     401: {"model": ErrorOut, "description": "missing or wrong credentials"},
     413: {"model": ErrorOut, "description": "body larger than SRE_AGENT_MAX_BODY_BYTES"},
@@ -116,20 +120,23 @@ async def receive(request: Request) -> JSONResponse:
                      detail=bad.detail if isinstance(bad.detail, str) else bad.detail[:3])
             return JSONResponse({"detail": bad.detail}, bad.status)
         try:
-            result = await store.ingest(notification)
+            if settings.webhook_ack is WebhookAck.QUEUED:
+                inbox_id = await store.enqueue(body.decode("utf-8"))  # decoded by _parse
+            else:
+                result = await store.ingest(notification)
         except StoreUnavailable as exc:
             outcome = "store_unavailable"
             log.error("webhook_store_unavailable", error=str(exc))
             return JSONResponse({"detail": "store unavailable, retry later"}, 503,
                                 headers={"Retry-After": "5"})
-        for ev in result.events:
-            metrics.events_appended.labels(ev.type).inc()
-            if ev.type in (EventType.ALERT_RECEIVED, EventType.ALERT_RESOLVED):
-                metrics.alerts_received.labels(ev.data["status"], "new").inc()
-        if result.duplicates:
-            metrics.alerts_received.labels("any", "duplicate").inc(result.duplicates)
-        for incident_id in result.touched:
-            runner.submit(incident_id)
+        if settings.webhook_ack is WebhookAck.QUEUED:
+            outcome = "queued"
+            services.inbox.notify()
+            log.info("webhook_queued", group_key=notification.group_key[:200],
+                     alerts=len(notification.alerts), inbox_id=inbox_id)
+            return JSONResponse(WebhookQueued(inbox_id=inbox_id,
+                                              alerts=len(notification.alerts)).model_dump(), 202)
+        after_ingest(result, metrics, runner.submit)
         log.info("webhook_accepted", group_key=notification.group_key[:200],
                  alerts=len(notification.alerts), new=result.new_alerts,
                  duplicates=result.duplicates, late=result.late, incidents=result.touched[:10])
