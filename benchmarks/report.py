@@ -466,7 +466,7 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
         out.append(f"- {label(name)}: ack p50 {c['ack_p50_ms']} ms (target <= "
                    f"{t['ack_p50_ms_max']} ms): {verdict(met['ack_p50'])}; throughput ratio "
                    f"{c['throughput_ratio']} (target >= {t['throughput_ratio_min']}): "
-                   f"{verdict(met['throughput_ratio'])}; non-200 answers: {c['non_200']}")
+                   f"{verdict(met['throughput_ratio'])}; non-2xx answers: {c['non_200']}")
     out += [f"- {note}" for note in [*d.get("notes", []), *WEBHOOK_ROLES_NOTES]]
     return out
 

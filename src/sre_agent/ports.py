@@ -93,6 +93,8 @@ class EventStore(Protocol):
 
     async def queued(self, limit: int = 100) -> list[tuple[int, str]]: ...
 
+    async def inbox_depth(self) -> int: ...
+
     async def ingest_queued(self, inbox_id: int,
                             notification: WebhookNotification) -> IngestResult | None:
         """Ingest and take out in one transaction; None when it was taken out already."""

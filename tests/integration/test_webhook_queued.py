@@ -134,10 +134,15 @@ async def test_an_api_process_queues_and_a_worker_ingests(tmp_path: Path,
         assert r.status_code == 202, r.text
         await asyncio.sleep(0.3)  # three of a worker's polls: an api process drains nothing
         assert [i for i, _ in await api_services.store.queued()] == [r.json()["inbox_id"]]
+        status = (await api.get("/status")).json()
+        assert status["inbox"] == 1 and status["backlog"] == 0
+        assert "Queued, not yet correlated" in (await api.get("/status",
+                                                             headers={"accept": "text/html"})).text
         async with agent(tmp_path / "worker", url, role="worker") as (_, worker):
             await until_drained(worker)
             assert worker.inbox.ingested == 1
         assert len(await incidents(api)) == 1
+        assert (await api.get("/status")).json()["inbox"] == 0
 
 
 async def test_two_replicas_ingesting_one_queued_notification_store_it_once(

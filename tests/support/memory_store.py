@@ -131,6 +131,9 @@ class InMemoryEventStore:
     async def queued(self, limit: int = 100) -> list[tuple[int, str]]:
         return sorted(self.inbox.items())[:limit]
 
+    async def inbox_depth(self) -> int:
+        return len(self.inbox)
+
     async def ingest_queued(self, inbox_id: int,
                             notification: WebhookNotification) -> IngestResult | None:
         self._check()

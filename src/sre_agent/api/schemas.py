@@ -163,6 +163,8 @@ class StatusOut(BaseModel):
     incidents: dict[str, int]
     last_alert_at: str | None
     backlog: int
+    inbox: int = Field(default=0, description="notifications queued, not yet correlated "
+                                            "(SRE_AGENT_WEBHOOK_ACK=queued), all replicas'")
     components: dict[str, ComponentOut]
     pending_approvals: int = 0
     open_breakers: list[str] = Field(default_factory=list)

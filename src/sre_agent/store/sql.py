@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
+    func,
     insert,
     select,
     true,
@@ -185,6 +186,11 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
             rows = conn.execute(select(inbox.c.id, inbox.c.body).order_by(inbox.c.id)
                                 .limit(limit))
             return [(int(r.id), str(r.body)) for r in rows]
+        return await self._read(run)
+
+    async def inbox_depth(self) -> int:
+        def run(conn: Connection) -> int:
+            return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
         return await self._read(run)
 
     async def ingest_queued(self, inbox_id: int,

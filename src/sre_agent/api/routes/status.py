@@ -58,11 +58,12 @@ async def build_status(services: Services) -> StatusOut:
     settings = services.settings
     try:
         counts = await store.incident_counts()
+        inbox = await store.inbox_depth()
         state = effective_control(await store.control_state(), settings.mode)
         last = await store.last_event([EventType.ALERT_RECEIVED, EventType.ALERT_RESOLVED])
         store_status = ComponentOut(status="ok" if await store.writable() else "read_only")
     except StoreUnavailable as exc:
-        counts, last = {}, None
+        counts, last, inbox = {}, None, 0
         state = effective_control({}, settings.mode)
         store_status = ComponentOut(status="unavailable", detail=str(exc))
     llm = services.analysis.analyzer.status()  # state/detail: analysis.chain.llm_state
@@ -90,7 +91,8 @@ async def build_status(services: Services) -> StatusOut:
         version=__version__, uptime_s=round(time.time() - services.started_at, 3),
         mode=state.mode, paused=state.paused, store=store_status, incidents=counts,
         last_alert_at=last.at if last else None, backlog=services.runner.backlog,
-        components=components, pending_approvals=pending, open_breakers=breakers,
+        inbox=inbox, components=components, pending_approvals=pending,
+        open_breakers=breakers,
         effectiveness=[EffectivenessOut(**row) for row in stats], llm=llm,
         role=settings.role.value, replica_id=services.replica.id, replicas=replicas,
         leases=leases)
