@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -158,3 +159,20 @@ async def test_two_replicas_ingesting_one_queued_notification_store_it_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_on_postgresql_queueing_never_waits_for_the_pipelines_writes(
+        pg_cluster: Any) -> None:
+    store = SqlEventStore(str(pg_cluster.create_database()))
+    release = threading.Event()
+    # The main writer thread held by a batch (a long pipeline write, say).
+    held = asyncio.ensure_future(store._write(lambda _conn: release.wait(30)))
+    try:
+        await asyncio.sleep(0.05)
+        assert not held.done()
+        inbox_id = await asyncio.wait_for(store.enqueue(json.dumps(notification())), 10)
+        assert [i for i, _ in await store.queued()] == [inbox_id]
+    finally:
+        release.set()
+        await held
+        await store.close()

@@ -4,6 +4,11 @@ All writes go through one writer thread, so appends are serialised without locks
 on PostgreSQL the ``chain_head`` row is locked ``FOR UPDATE`` for the same effect across
 replicas. Writes queued while a batch runs share its transaction and its fsync. Reads run in
 the default thread pool and never block the event loop.
+
+On PostgreSQL, writes that never touch the log (``head_free``: inbox rows) have a lane of
+their own, a second writer thread with the same group commit on its own connection: an
+acknowledgement queued there never waits behind the pipeline's batches. On SQLite, which has
+one writer per database file, everything shares the one lane.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ _SET_HEAD = update(chain_head).where(chain_head.c.id == 1).values(
 
 
 def head_free(job: Callable[[Connection], T]) -> Callable[[Connection], T]:
-    """Mark a write job that never appends to the log (an inbox row): a batch of such jobs
-    alone does not lock the chain head, so it waits for no other replica's appends."""
+    """Mark a write job that never appends to the log (an inbox row): on PostgreSQL it runs in
+    the head-free lane, never locks the chain head, and waits for no other replica's appends
+    nor for this process's pipeline batches."""
     job.head_free = True  # type: ignore[attr-defined]
     return job
 
@@ -46,6 +52,16 @@ class _Reconnect(Exception):
     """The batch's pooled connection was dead before it wrote anything: run it again."""
 
 
+class _Lane:
+    """One writer thread and the writes queued for its next batch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+
 class SqlPlumbing:
     """Engines, the writer thread and its group commit, reads, the batch's chain head."""
 
@@ -56,9 +72,9 @@ class SqlPlumbing:
         # The chain head as the running batch left it (the writer thread's alone).
         self._head: tuple[int, str] | None = None
         self._head_moved = False
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._main = _Lane("store-writer")
+        self._head_free = (_Lane("store-inbox-writer") if self.engine.dialect.name == "postgresql"
+                           else self._main)
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         """Queue a write; concurrent writes share one transaction and one fsync (group commit).
@@ -67,20 +83,22 @@ class SqlPlumbing:
         commit fails every job of the batch with StoreUnavailable.
         """
         await yield_to_ingest()  # pipeline work waits while webhooks are in flight
+        lane = self._head_free if getattr(fn, "head_free", False) else self._main
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((fn, fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        lane.pending.append((fn, fut))
+        if lane.flusher is None or lane.flusher.done():
+            lane.flusher = loop.create_task(self._flush(lane))
         result: T = await fut
         return result
 
-    async def _flush(self) -> None:
+    async def _flush(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+        run = self._run_batch if lane is self._main else self._run_head_free
+        while lane.pending:
+            batch, lane.pending = lane.pending[:_MAX_BATCH], lane.pending[_MAX_BATCH:]
             try:
-                outcomes = await loop.run_in_executor(self._writer, self._run_batch,
+                outcomes = await loop.run_in_executor(lane.executor, run,
                                                       [fn for fn, _ in batch])
             except Exception as exc:
                 if isinstance(exc, SQLAlchemyError):
@@ -111,6 +129,20 @@ class SqlPlumbing:
         except _Reconnect:  # a pooled connection had died before anything was committed
             return self._run_isolated(jobs)
 
+    def _run_head_free(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        """The head-free lane's batch (PostgreSQL): the jobs in one transaction, no chain head
+        and none of the main lane's state. Such a job fails only with the database, which
+        fails the batch; a connection found dead before anything was written is replaced and
+        the batch run again, once."""
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn, conn.begin():
+                    return [(True, job(conn)) for job in jobs]
+            except DBAPIError as exc:
+                if not (exc.connection_invalidated and attempt == 1):
+                    raise
+        raise AssertionError("unreachable")
+
     def _run_isolated(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         if len(jobs) > 1:
             try:
@@ -125,13 +157,11 @@ class SqlPlumbing:
         self._head, self._head_moved = None, False  # this batch's chain head (see _lock_head)
         with self.engine.connect() as conn, conn.execution_options(
                 **{WRITE_OPTION: True}).begin():
-            if conn.dialect.name == "postgresql" and not all(
-                    getattr(job, "head_free", False) for job in jobs):
+            if conn.dialect.name == "postgresql":
                 # One lock order for every write transaction of every replica: the chain head
                 # first. A batch that took a lease or progress row before its first append
                 # deadlocked with another replica's batch holding the head and wanting that
                 # row (seen in the two-replica storm: PostgreSQL aborted one after 1 s, 503).
-                # A batch of inbox rows alone (``head_free``) takes no lock at all.
                 # SQLite's BEGIN IMMEDIATE already serialises writers.
                 self._lock_head(conn)
             for job in jobs:
@@ -204,9 +234,10 @@ class SqlPlumbing:
     async def close(self) -> None:
         """Release threads and connections. The store stays usable: a later call reconnects
         (an app may run its lifespan more than once, e.g. under a test client)."""
-        old, self._writer = self._writer, ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="store-writer")
-        old.shutdown(wait=True)
+        for lane in {id(self._main): self._main, id(self._head_free): self._head_free}.values():
+            old, lane.executor = lane.executor, ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=lane.name)
+            old.shutdown(wait=True)
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
