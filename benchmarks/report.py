@@ -307,9 +307,16 @@ def storm_replicas(d: dict[str, Any]) -> list[str]:
             f"{run['agent_cpu_s']['per_post_ms']} ms per POST) at load average "
             f"{run['load_average_before'][0]} on 2 cores")
     lines += storm_ab("ingest_first_replicas2")
+    lines += storm_ab("webhook_ack_replicas2")
+    lines += storm_ab("webhook_ack_replicas2_lane")
+    lines += [f"- {note}" for note in STORM_ACK_NOTES]
     lines += ["", "Where the time goes: " + STORM_REPLICAS_NOTE]
     return lines
 
+
+STORM_ACK_NOTES = [
+    "PLACEHOLDER",
+]
 
 STORM_REPLICAS_NOTE = (
     "session 6 (2026-12-02, a slower machine than session 5's: AMD EPYC 2.45 GHz without "
@@ -331,6 +338,10 @@ STORM_REPLICAS_NOTE = (
     "times the 100 ms target (one run each). A run minutes earlier with dockerd stopped gave "
     "p99 319-364 ms.")
 
+
+WEBHOOK_ACK_NOTES = [
+    "PLACEHOLDER",
+]
 
 WEBHOOK_ROLES_NOTES = [
     "Session 12's run (2026-12-07, a faster machine than sessions 6-9's: AMD EPYC 2.6 GHz with "
@@ -427,6 +438,18 @@ def chat(d: dict[str, Any]) -> list[str]:
 
 
 def webhook_roles(d: dict[str, Any]) -> list[str]:
+    """The current run (SRE_AGENT_WEBHOOK_ACK correlated against queued)."""
+    return [*roles_table(d), *(f"- {note}" for note in [*d.get("notes", []),
+                                                         *WEBHOOK_ACK_NOTES])]
+
+
+def webhook_roles_ingest_first(d: dict[str, Any]) -> list[str]:
+    """Session 12's run: ingest first off against on."""
+    return [*roles_table(d), *(f"- {note}" for note in [*d.get("notes", []),
+                                                         *WEBHOOK_ROLES_NOTES])]
+
+
+def roles_table(d: dict[str, Any]) -> list[str]:
     names = {"all-sqlite": "`all` on SQLite", "all-postgresql": "`all` on PostgreSQL",
              "api-postgresql": "`api` on PostgreSQL (worker in another process)"}
 
@@ -467,7 +490,6 @@ def webhook_roles(d: dict[str, Any]) -> list[str]:
                    f"{t['ack_p50_ms_max']} ms): {verdict(met['ack_p50'])}; throughput ratio "
                    f"{c['throughput_ratio']} (target >= {t['throughput_ratio_min']}): "
                    f"{verdict(met['throughput_ratio'])}; non-2xx answers: {c['non_200']}")
-    out += [f"- {note}" for note in [*d.get("notes", []), *WEBHOOK_ROLES_NOTES]]
     return out
 
 
@@ -561,6 +583,9 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      "benchmarks/webhook_throughput.py", webhook),
     ("webhook_roles", "Webhook acknowledgement by role: all on SQLite, all on PostgreSQL, api",
      "benchmarks/webhook_roles.py", webhook_roles),
+    ("webhook_roles_ingest_first", "The same, ingest first off and on (session 12)",
+     "benchmarks/webhook_roles.py --variants \"off:SRE_AGENT_INGEST_FIRST_MAX_DEFER_S=0;on:\"",
+     webhook_roles_ingest_first),
     ("remediation_latency", "Webhook receipt to ActionStarted on a real Docker engine",
      "benchmarks/remediation_latency.py", remediation),
     ("analysis", "Rules analysis and evidence gathering", "benchmarks/analysis.py", analysis),
