@@ -100,7 +100,8 @@ def deliveries(replicas: list[Replica]) -> int:
     total = 0.0
     for r in replicas:
         for line in httpx.get(f"{r.base}/metrics", timeout=5).text.splitlines():
-            if line.startswith('sre_agent_notifications_total{outcome="accepted"}'):
+            if line.startswith(('sre_agent_notifications_total{outcome="accepted"}',
+                                'sre_agent_notifications_total{outcome="queued"}')):
                 total += float(line.rsplit(" ", 1)[1])
     return int(total)
 
@@ -116,13 +117,15 @@ def resolve_and_wait(ams: list[Any], db: Db, container: str, job: str) -> None:
              60, "the incident resolved through the pair")
 
 
+@pytest.mark.parametrize("ack", ["correlated", "queued"])  # SRE_AGENT_WEBHOOK_ACK
 def test_a_crashed_container_behind_the_pair_is_one_incident_and_one_start(
         tmp_path: Path, db_url: str, db: Db, scope: tuple[str, str], client: Any,
-        janitor: ContainerJanitor) -> None:
+        janitor: ContainerJanitor, ack: str) -> None:
     box = janitor.run_busybox(QUICK_STOP, prefix="ha-crash", labels={scope[0]: scope[1]})
     wait_until(lambda: (box.reload() or box.status) == "running", 20, what="target running")
     job = f"ha-{box.name}"
-    with running_replicas(db_url, tmp_path, **agent_env(scope)) as agents, \
+    with running_replicas(db_url, tmp_path, **agent_env(scope, SRE_AGENT_WEBHOOK_ACK=ack)
+                          ) as agents, \
             alertmanager_pair(tmp_path, [a.webhook_url for a in agents]) as ams:
         since = time.time()
         box.kill()  # the crash: SIGKILL, exit code 137
@@ -302,8 +305,9 @@ def own_cluster() -> Iterator[Any]:
     yield from start_cluster()
 
 
+@pytest.mark.parametrize("ack", ["correlated", "queued"])  # SRE_AGENT_WEBHOOK_ACK
 async def test_postgresql_restarted_under_a_storm_nothing_acknowledged_is_lost(
-        tmp_path: Path, own_cluster: Any) -> None:
+        tmp_path: Path, own_cluster: Any, ack: str) -> None:
     """``pg_ctl stop -m fast`` in the middle of a storm through both replicas, then ``start``
     on the same port. While it is down the webhooks answer 503 (never 2xx, never 500); the
     senders retry as Alertmanager does; every alert is stored exactly once; every incident is
@@ -314,7 +318,8 @@ async def test_postgresql_restarted_under_a_storm_nothing_acknowledged_is_lost(
     log: list[Delivery] = []
     acked = 0
     headers = {"authorization": f"Bearer {TOKEN}"}
-    with running_replicas(url, tmp_path, SRE_AGENT_MODE="observe") as agents:
+    with running_replicas(url, tmp_path, SRE_AGENT_MODE="observe",
+                          SRE_AGENT_WEBHOOK_ACK=ack) as agents:
         async with httpx.AsyncClient(timeout=30) as client:
             async def deliver(replica: Replica, body: dict[str, Any]) -> None:
                 """One receiver of one Alertmanager: retried on 5xx and connection errors."""
@@ -328,7 +333,7 @@ async def test_postgresql_restarted_under_a_storm_nothing_acknowledged_is_lost(
                     except httpx.TransportError as exc:
                         status = type(exc).__name__
                     log.append(Delivery(t0, time.monotonic(), status))
-                    if status == 200:
+                    if status == (202 if ack == "queued" else 200):
                         acked += 1
                         return
                     assert status == 503, (status, r.text if isinstance(status, int) else "")
