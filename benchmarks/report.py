@@ -230,6 +230,11 @@ def storm(d: dict[str, Any]) -> list[str]:
     lines += storm_verdicts(d)
     lines += storm_ab("ingest_first")
     lines += storm_ab("webhook_ack")
+    lines += ["", "- `SRE_AGENT_WEBHOOK_ACK`, one agent on SQLite, final code (drainer one at a "
+              "time): queued p99 46.8, 131.1, 46.2 ms against correlated 63.3, 81.4, 83.9 "
+              "ms; ~240-290 POSTs/s against ~160-210; correlation and analysis end ~6-8 s "
+              "after the last answer (4-5 s correlated). With 64 ingests at once "
+              "(storm_ab_webhook_ack_batch64.json) queued was worse, p99 156 and 188 ms"]
     ab = load("storm_gc_ab")
     if ab is not None:
         lines += ["", f"The garbage collector's settings, alternated ({ab['code']}; "
@@ -310,6 +315,7 @@ def storm_replicas(d: dict[str, Any]) -> list[str]:
     lines += storm_ab("ingest_first_replicas2")
     lines += storm_ab("webhook_ack_replicas2")
     lines += storm_ab("webhook_ack_replicas2_lane")
+    lines += storm_ab("webhook_ack_replicas2_sequential")
     lines += [f"- {note}" for note in STORM_ACK_NOTES]
     lines += ["", "Where the time goes: " + STORM_REPLICAS_NOTE]
     return lines
@@ -326,6 +332,11 @@ STORM_ACK_NOTES = [
     "finish ~9 s after the last answer (3-4 s when correlated on the request path): the "
     "same work, done after answering rather than before; storm start to drained ~10 s in "
     "both. The compose `replicas` profile runs queued.",
+    "The drainer then went from 64 ingests at once to one at a time (the SQLite storm below "
+    "was worse queued with 64: p99 156 and 188 ms, storm_ab_webhook_ack_batch64.json). Two "
+    "replicas with the final code (storm_ab_webhook_ack_replicas2_sequential.json): queued "
+    "p99 73.9 and 68.2 ms (met), correlated 378.9 and 168.7 ms (a slower spell of the host); "
+    "the drain ends ~12 s after the last answer.",
 ]
 
 STORM_REPLICAS_NOTE = (
