@@ -234,7 +234,9 @@ class SqlPlumbing:
     async def close(self) -> None:
         """Release threads and connections. The store stays usable: a later call reconnects
         (an app may run its lifespan more than once, e.g. under a test client)."""
-        for lane in {id(self._main): self._main, id(self._head_free): self._head_free}.values():
+        lanes = [self._main] if self._head_free is self._main else [self._main,
+                                                                     self._head_free]
+        for lane in lanes:
             old, lane.executor = lane.executor, ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=lane.name)
             old.shutdown(wait=True)
