@@ -36,6 +36,37 @@ async def test_alias_route_is_the_same_handler(client: httpx.AsyncClient) -> Non
     assert second.json() == {**second.json(), "alerts_new": 0, "alerts_duplicate": 1}
 
 
+async def test_the_direct_path_answers_as_the_route_did(client: httpx.AsyncClient) -> None:
+    """POST to the webhook goes past FastAPI's routing (api/middleware.py WebhookDirect):
+    the request id is still set, other methods and paths still get FastAPI's answers, and the
+    route is still in the OpenAPI schema."""
+    r = await client.post(URL, json=notification())
+    assert r.status_code == 200 and len(r.headers["x-request-id"]) == 16
+    assert r.headers["content-type"] == "application/json"
+    ids = {r.headers["x-request-id"], (await client.post(URL, json=notification())
+                                       ).headers["x-request-id"]}
+    assert len(ids) == 2
+    wrong_method = await client.get(URL)
+    assert wrong_method.status_code == 405 and "detail" in wrong_method.json()
+    assert (await client.post(URL + "/extra", json=notification())).status_code == 404
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/webhook/alertmanager", "/webhook/alerts"} <= set(paths)
+
+
+async def test_an_unexpected_failure_on_the_direct_path_is_a_plain_500(
+        tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+
+    async def broken(_notification: Any) -> Any:
+        raise RuntimeError("secret internals")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://agent") as c:
+        app.state.services.store.ingest = broken
+        r = await c.post(URL, json=notification())
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+
+
 async def test_a_redelivery_names_the_incident_its_alerts_belong_to(
         client: httpx.AsyncClient) -> None:
     first = (await client.post(URL, json=notification())).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sre_agent.domain.events import Actor, EventType, NewEvent
 from sre_agent.store import migrations
 from sre_agent.store.schema import metadata
 from sre_agent.store.sql import SqlEventStore
+from sre_agent.store.sql_writer import Combined
 from tests.support.payloads import alert, notification
 
 pytestmark = pytest.mark.integration
@@ -327,6 +329,37 @@ async def test_a_write_that_raises_fails_alone_in_its_batch(store_url: str) -> N
         verified = await store.verify()
         assert verified.ok and verified.checked == 5
     finally:
+        await store.close()
+
+
+async def test_combined_writes_run_as_one_call_and_one_that_raises_fails_alone(
+        store_url: str) -> None:
+    """Consecutive Combined jobs of one kind are one call in their batch; when that call
+    raises, the batch runs again job by job and only the bad one fails (main lane: SQLite,
+    and on PostgreSQL the non-head-free jobs)."""
+    store = SqlEventStore(store_url)
+    calls: list[list[int]] = []
+
+    def many(_conn: Any, items: list[int]) -> list[int]:
+        calls.append(items)
+        if 13 in items:
+            raise ValueError("13 is refused")
+        return [i * 10 for i in items]
+
+    release = threading.Event()
+    held = asyncio.get_running_loop().run_in_executor(store._main.executor, release.wait, 30)
+    try:
+        jobs = [asyncio.ensure_future(store._write(Combined(many, i))) for i in (1, 2, 13, 4)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[:2] == [10, 20] and results[3] == 40
+        assert isinstance(results[2], ValueError)
+        assert calls[0] == [1, 2, 13, 4]  # together first, then each alone
+        assert sorted(map(tuple, calls[1:])) == [(1,), (2,), (4,), (13,)]
+    finally:
+        release.set()
+        await held
         await store.close()
 
 

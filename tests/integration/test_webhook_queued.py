@@ -14,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from sre_agent.api.app import create_app
 from sre_agent.bootstrap import Services
 from sre_agent.domain.alertmanager import WebhookNotification
+from sre_agent.ports import StoreUnavailable
 from sre_agent.store.sql import SqlEventStore
 from tests.conftest import make_settings
 from tests.support.payloads import alert, notification
@@ -175,4 +177,60 @@ async def test_on_postgresql_queueing_never_waits_for_the_pipelines_writes(
     finally:
         release.set()
         await held
+        await store.close()
+
+
+async def test_enqueues_of_one_batch_are_one_insert_and_each_gets_its_own_row(
+        store_url: str) -> None:
+    store = SqlEventStore(store_url)
+    inserts: list[int] = []  # rows per INSERT into the inbox
+    writer = store._inbox_writer
+    if writer is not None:  # PostgreSQL: the event loop's own writer (store/pg_inbox.py)
+        insert = writer._insert
+
+        async def counted(bodies: list[str]) -> list[int]:
+            inserts.append(len(bodies))
+            return await insert(bodies)
+        writer._insert = counted  # type: ignore[method-assign]
+    else:  # SQLite: Combined jobs of the writer thread's batch
+
+        def count(_conn: Any, clause: Any, multiparams: Any, _params: Any, _opts: Any) -> None:
+            if getattr(getattr(clause, "table", None), "name", None) == "inbox":
+                inserts.append(len(multiparams) or 1)
+        event.listen(store.engine, "before_execute", count)
+    release = threading.Event()
+    # Hold the writer thread, so the 40 enqueues queue up into one batch behind it (on
+    # PostgreSQL they are one batch anyway: all queued before the loop's writer runs).
+    held = asyncio.get_running_loop().run_in_executor(store._main.executor, release.wait, 30)
+    try:
+        bodies = [json.dumps(notification([alert(fingerprint=f"fp{i}")])) for i in range(40)]
+        pending = [asyncio.ensure_future(store.enqueue(b)) for b in bodies]
+        await asyncio.sleep(0.05)
+        release.set()
+        ids = await asyncio.gather(*pending)
+        assert len(set(ids)) == 40 and ids == sorted(ids)  # in the order they were queued
+        assert dict(await store.queued(limit=100)) == dict(zip(ids, bodies, strict=True))
+        assert inserts in ([40], [1, 39])  # the first may have had a batch of its own
+    finally:
+        release.set()
+        await held
+        await store.close()
+
+
+async def test_on_postgresql_the_inbox_writer_reconnects_after_a_server_restart(
+        pg_cluster: Any) -> None:
+    """The loop's inbox connection dies with the server: the first enqueue after the restart
+    fails on it, runs again on a new connection, and is acknowledged; while the server is
+    down an enqueue fails with StoreUnavailable (the webhook's 503)."""
+    store = SqlEventStore(str(pg_cluster.create_database()))
+    try:
+        first = await store.enqueue(json.dumps(notification()))
+        pg_cluster.stop()
+        with pytest.raises(StoreUnavailable):
+            await store.enqueue(json.dumps(notification()))
+        pg_cluster.start()
+        second = await store.enqueue(json.dumps(notification()))
+        assert second > first
+        assert [i for i, _ in await store.queued()] == [first, second]
+    finally:
         await store.close()

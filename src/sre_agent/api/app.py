@@ -12,10 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sre_agent import __version__
-from sre_agent.api.middleware import AuthenticateWritesFirst, RequestId
+from sre_agent.api.middleware import AuthenticateWritesFirst, RequestId, WebhookDirect
 from sre_agent.api.routes import (
     actions,
     audit,
@@ -106,7 +107,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     else:
         web.mount_static(app)
 
-    # Added last = outermost: the request id first, then the write check.
+    # Added last = outermost: the request id first, then the write check, then the webhook.
+    if not worker:
+        app.add_middleware(WebhookDirect, handler=webhook.receive,
+                           paths=frozenset(r.path for r in webhook.router.routes
+                                           if isinstance(r, APIRoute)))
     app.add_middleware(AuthenticateWritesFirst, services=services)
     app.add_middleware(RequestId)
 

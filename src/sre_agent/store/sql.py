@@ -35,6 +35,7 @@ from sre_agent.domain.events import (
 from sre_agent.domain.incident import CorrelationSnapshot, IncidentStatus, KnownAlert, correlate
 from sre_agent.ports import IngestResult, StoreUnavailable
 from sre_agent.store.migrations import upgrade
+from sre_agent.store.pg_inbox import PgInboxWriter
 from sre_agent.store.projections import apply_event, apply_events
 from sre_agent.store.schema import (
     PROJECTION_TABLES,
@@ -50,7 +51,7 @@ from sre_agent.store.sql_actions import ActionQueries
 from sre_agent.store.sql_leases import RELEASE_LEASE, LeaseQueries
 from sre_agent.store.sql_reads import LogQueries, row_to_event
 from sre_agent.store.sql_replicas import ReplicaQueries
-from sre_agent.store.sql_writer import SqlPlumbing, head_free
+from sre_agent.store.sql_writer import Combined, SqlPlumbing
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -99,6 +100,17 @@ _INCIDENT_MEMBERS = select(alerts.c.incident_id, alerts.c.fingerprint, alerts.c.
     alerts.c.incident_id.in_(bindparam("incident_ids", expanding=True)))
 
 
+# Ids come back in the order of the rows (SQLAlchemy's "insertmanyvalues" sorts them).
+_INSERT_INBOX = insert(inbox).returning(inbox.c.id, sort_by_parameter_order=True)
+
+
+def _insert_inbox_rows(conn: Connection, bodies: list[str]) -> list[int]:
+    """Insert inbox rows, one per body, in one statement; their ids in the same order."""
+    at = utc_now().isoformat(timespec="microseconds")
+    rows = conn.execute(_INSERT_INBOX, [{"received_at": at, "body": b} for b in bodies])
+    return [int(r.id) for r in rows]
+
+
 def new_incident_id() -> str:
     return "inc-" + uuid.uuid4().hex[:16]
 
@@ -107,6 +119,9 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
     def __init__(self, url: str) -> None:
         super().__init__(url)
         upgrade(self.engine)  # versioned migrations (store/migrations.py), idempotent
+        # PostgreSQL: inbox rows from the event loop itself (store/pg_inbox.py)
+        self._inbox_writer = (PgInboxWriter(url) if self.engine.dialect.name == "postgresql"
+                              else None)
 
     def _append_in(self, conn: Connection, new: list[NewEvent]) -> list[StoredEvent]:
         """Append in this transaction, after the chain head this batch holds."""
@@ -171,14 +186,16 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
 
     # --- the inbox (SRE_AGENT_WEBHOOK_ACK=queued) ---------------------------------------------
     async def enqueue(self, body: str) -> int:
-        """Store a notification's raw body durably; its id orders the inbox."""
-        @head_free  # no chain head: this is the whole point of answering before correlation
-        def run(conn: Connection) -> int:
-            at = utc_now().isoformat(timespec="microseconds")
-            row = conn.execute(insert(inbox).values(received_at=at, body=body)
-                               .returning(inbox.c.id)).one()
-            return int(row.id)
-        return await self._write(run)
+        """Store a notification's raw body durably; its id orders the inbox. Enqueues that
+        share a group-commit batch are one multi-row INSERT (``Combined``)."""
+        if self._inbox_writer is not None:
+            return await self._inbox_writer.enqueue(body)
+        return await self._write(Combined(_insert_inbox_rows, body))
+
+    async def close(self) -> None:
+        if self._inbox_writer is not None:
+            await self._inbox_writer.close()
+        await super().close()
 
     async def queued(self, limit: int = 100) -> list[tuple[int, str]]:
         """The oldest notifications of the inbox, (id, body), oldest first."""

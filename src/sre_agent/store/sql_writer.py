@@ -5,10 +5,9 @@ on PostgreSQL the ``chain_head`` row is locked ``FOR UPDATE`` for the same effec
 replicas. Writes queued while a batch runs share its transaction and its fsync. Reads run in
 the default thread pool and never block the event loop.
 
-On PostgreSQL, writes that never touch the log (``head_free``: inbox rows) have a lane of
-their own, a second writer thread with the same group commit on its own connection: an
-acknowledgement queued there never waits behind the pipeline's batches. On SQLite, which has
-one writer per database file, everything shares the one lane.
+Consecutive ``Combined`` jobs of one kind in a batch run as one call: 32 acknowledgements
+queued together (inbox rows on SQLite) are one execution, not 32 (a fifth of the CPU per
+row). On PostgreSQL the inbox has a writer of its own on the event loop (store/pg_inbox.py).
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -36,12 +36,43 @@ _SET_HEAD = update(chain_head).where(chain_head.c.id == 1).values(
     seq=bindparam("head_seq"), hash=bindparam("head_hash"))
 
 
-def head_free(job: Callable[[Connection], T]) -> Callable[[Connection], T]:
-    """Mark a write job that never appends to the log (an inbox row): on PostgreSQL it runs in
-    the head-free lane, never locks the chain head, and waits for no other replica's appends
-    nor for this process's pipeline batches."""
-    job.head_free = True  # type: ignore[attr-defined]
-    return job
+class Combined(Generic[T]):
+    """A write job that the batch may run together with the consecutive jobs of the same
+    ``many``: ``many(conn, [item, ...])`` returns their results in order. Run alone (a batch
+    rerun job by job after a failure), it is ``many(conn, [item])[0]``."""
+
+    def __init__(self, many: Callable[[Connection, list[Any]], list[T]], item: Any) -> None:
+        self.many, self.item = many, item
+
+    def __call__(self, conn: Connection) -> T:
+        return self.many(conn, [self.item])[0]
+
+
+def _units(jobs: list[Callable[[Connection], Any]]) -> list[Callable[[Connection], list[Any]]]:
+    """The jobs as units of work, each returning its jobs' results in order: a run of
+    consecutive ``Combined`` jobs of the same ``many`` is one unit, one call."""
+    units: list[Callable[[Connection], list[Any]]] = []
+    i = 0
+    while i < len(jobs):
+        many = getattr(jobs[i], "many", None)
+        j = i + 1
+        while many is not None and j < len(jobs) and getattr(jobs[j], "many", None) is many:
+            j += 1
+        if many is None or j == i + 1:
+            units.append(partial(_alone, jobs[i]))
+        else:
+            units.append(partial(_together, many, [job.item for job in jobs[i:j]]))  # type: ignore[attr-defined]
+        i = j
+    return units
+
+
+def _alone(job: Callable[[Connection], Any], conn: Connection) -> list[Any]:
+    return [job(conn)]
+
+
+def _together(many: Callable[[Connection, list[Any]], list[Any]], items: list[Any],
+              conn: Connection) -> list[Any]:
+    return many(conn, items)
 
 
 class _JobFailed(Exception):
@@ -73,8 +104,6 @@ class SqlPlumbing:
         self._head: tuple[int, str] | None = None
         self._head_moved = False
         self._main = _Lane("store-writer")
-        self._head_free = (_Lane("store-inbox-writer") if self.engine.dialect.name == "postgresql"
-                           else self._main)
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         """Queue a write; concurrent writes share one transaction and one fsync (group commit).
@@ -83,7 +112,7 @@ class SqlPlumbing:
         commit fails every job of the batch with StoreUnavailable.
         """
         await yield_to_ingest()  # pipeline work waits while webhooks are in flight
-        lane = self._head_free if getattr(fn, "head_free", False) else self._main
+        lane = self._main
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         lane.pending.append((fn, fut))
@@ -94,11 +123,10 @@ class SqlPlumbing:
 
     async def _flush(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
-        run = self._run_batch if lane is self._main else self._run_head_free
         while lane.pending:
             batch, lane.pending = lane.pending[:_MAX_BATCH], lane.pending[_MAX_BATCH:]
             try:
-                outcomes = await loop.run_in_executor(lane.executor, run,
+                outcomes = await loop.run_in_executor(lane.executor, self._run_batch,
                                                       [fn for fn, _ in batch])
             except Exception as exc:
                 if isinstance(exc, SQLAlchemyError):
@@ -129,20 +157,6 @@ class SqlPlumbing:
         except _Reconnect:  # a pooled connection had died before anything was committed
             return self._run_isolated(jobs)
 
-    def _run_head_free(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
-        """The head-free lane's batch (PostgreSQL): the jobs in one transaction, no chain head
-        and none of the main lane's state. Such a job fails only with the database, which
-        fails the batch; a connection found dead before anything was written is replaced and
-        the batch run again, once."""
-        for attempt in (1, 2):
-            try:
-                with self.engine.connect() as conn, conn.begin():
-                    return [(True, job(conn)) for job in jobs]
-            except DBAPIError as exc:
-                if not (exc.connection_invalidated and attempt == 1):
-                    raise
-        raise AssertionError("unreachable")
-
     def _run_isolated(self, jobs: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         if len(jobs) > 1:
             try:
@@ -164,11 +178,13 @@ class SqlPlumbing:
                 # row (seen in the two-replica storm: PostgreSQL aborted one after 1 s, 503).
                 # SQLite's BEGIN IMMEDIATE already serialises writers.
                 self._lock_head(conn)
-            for job in jobs:
+            # Under savepoints every job is its own unit, so one that raises fails alone.
+            units = [partial(_alone, job) for job in jobs] if savepoints else _units(jobs)
+            for unit in units:
                 savepoint = conn.begin_nested() if savepoints else None
                 head_before = (self._head, self._head_moved)
                 try:
-                    value = job(conn)
+                    values = unit(conn)
                 except DBAPIError as exc:
                     if exc.connection_invalidated and not outcomes:
                         # The connection was dead before this batch wrote anything (the server
@@ -188,7 +204,7 @@ class SqlPlumbing:
                     continue
                 if savepoint is not None:
                     savepoint.commit()
-                outcomes.append((True, value))
+                outcomes.extend((True, value) for value in values)
             if self._head_moved and self._head is not None:
                 conn.execute(_SET_HEAD, {"head_seq": self._head[0], "head_hash": self._head[1]})
         return outcomes
@@ -234,12 +250,10 @@ class SqlPlumbing:
     async def close(self) -> None:
         """Release threads and connections. The store stays usable: a later call reconnects
         (an app may run its lifespan more than once, e.g. under a test client)."""
-        lanes = [self._main] if self._head_free is self._main else [self._main,
-                                                                     self._head_free]
-        for lane in lanes:
-            old, lane.executor = lane.executor, ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=lane.name)
-            old.shutdown(wait=True)
+        lane = self._main
+        old, lane.executor = lane.executor, ThreadPoolExecutor(max_workers=1,
+                                                               thread_name_prefix=lane.name)
+        old.shutdown(wait=True)
         self.engine.dispose()
         if self._read_engine is not self.engine:
             self._read_engine.dispose()
