@@ -235,6 +235,11 @@ def storm(d: dict[str, Any]) -> list[str]:
               "ms; ~240-290 POSTs/s against ~160-210; correlation and analysis end ~6-8 s "
               "after the last answer (4-5 s correlated). With 64 ingests at once "
               "(storm_ab_webhook_ack_batch64.json) queued was worse, p99 156 and 188 ms"]
+    lines += storm_ab("hot_path")
+    lines.append("- Session 14's webhook path on SQLite (storm_ab_hot_path.json, 2 rounds): queued "
+                 "p99 as session 13's (46.7 against 42.4 ms median), correlated 101 ms: the "
+                 "storm's cost per POST is validating and storing 50 alerts, not the path to "
+                 "the handler.")
     ab = load("storm_gc_ab")
     if ab is not None:
         lines += ["", f"The garbage collector's settings, alternated ({ab['code']}; "
@@ -316,10 +321,30 @@ def storm_replicas(d: dict[str, Any]) -> list[str]:
     lines += storm_ab("webhook_ack_replicas2")
     lines += storm_ab("webhook_ack_replicas2_lane")
     lines += storm_ab("webhook_ack_replicas2_sequential")
+    lines += storm_ab("hot_path_replicas2")
+    lines += storm_ab("switch_interval_replicas2")
+    lines += storm_ab("switch_interval_replicas2_more")
+    lines += [f"- {note}" for note in STORM_SWITCH_NOTES]
     lines += [f"- {note}" for note in STORM_ACK_NOTES]
     lines += ["", "Where the time goes: " + STORM_REPLICAS_NOTE]
     return lines
 
+
+STORM_SWITCH_NOTES = [
+    "Session 14: session 13's code against this session's, both queued with CPython's 5 ms "
+    "switch interval (storm_ab_hot_path_replicas2.json, a slower spell of the host: both "
+    "drain in 15-26 s against 12 s the day before): p99 149.9/121.2 against 92.2/138.2 ms, "
+    "CPU per POST 5.3-6.3 against 4.4-4.7 ms. Neither met 100 ms every time.",
+    "Then `SRE_AGENT_SWITCH_INTERVAL_S` (serve's `sys.setswitchinterval`), 5 alternated "
+    "rounds in two runs (storm_ab_switch_interval_replicas2*.json): p99 at CPython's 5 ms "
+    "140.6, 81.3, 143.2, 65.4, 61.0 ms (median 81.3; 3 of 5 within 100) against 83.8, 49.0, "
+    "54.6, 70.4, 46.8 at 1 ms (median 54.6; 5 of 5 within 100), lower in 4 rounds of 5; "
+    "every check met in every run. The request path of a queued answer waits on no lock and "
+    "no writer thread, only for the GIL, which the writer thread holds while it encodes and "
+    "hashes a 50-alert ingest: the loop got it back within 1 ms instead of 5 at each "
+    "handoff. Sessions 9 and 12 saw no gain from it with correlated answers, whose requests "
+    "waited on the writer thread itself. The default is 1 ms.",
+]
 
 STORM_ACK_NOTES = [
     "Session 13: with `SRE_AGENT_WEBHOOK_ACK=queued` the two-replica storm answers once each "
@@ -359,6 +384,37 @@ STORM_REPLICAS_NOTE = (
     "times the 100 ms target (one run each). A run minutes earlier with dockerd stopped gave "
     "p99 319-364 ms.")
 
+
+HOT_PATH_NOTES = [
+    "Session 14 (2026-12-07/08, same AMD EPYC 2.6 GHz AVX-512 machine type) alternates "
+    "session 13's code (`s13-queued`: a worktree of f522543 first on the agents' PYTHONPATH) "
+    "with this session's, both `SRE_AGENT_WEBHOOK_ACK=queued`, and this session's with "
+    "CPython's GIL switch interval (`queued-switch5ms`). What changed on the webhook's path: "
+    "inbox rows on PostgreSQL are written from the event loop itself (store/pg_inbox.py, one "
+    "psycopg async connection, one INSERT per group-commit batch) instead of a second writer "
+    "thread; on SQLite the enqueues of a batch are one execution (`Combined` jobs); a POST to "
+    "the webhook goes straight to its handler past FastAPI's routing and exception "
+    "middlewares (`WebhookDirect`: 40 instead of 180 us per notification in the app, ASGI "
+    "driven in-process with the store stubbed); request ids without a getrandom call each; "
+    "`SRE_AGENT_SWITCH_INTERVAL_S` 0.001 (storm below).",
+    "Why it was slow: py-spy on session 13's `api` under wrk showed the event loop's thread "
+    "sampled busy three times longer than its CPU time: it waited for the writer thread to "
+    "give the GIL back after every socket write and every executor hand-off. CPU per "
+    "acknowledged request at c=32 (table above) fell 3-4x: `api` 0.70 -> 0.18 ms (its worker "
+    "0.67 -> 0.15), all-postgresql 0.63 -> 0.16, all-sqlite 0.53 -> 0.22, against the bare "
+    "endpoint's 0.10-0.13.",
+    "Verdicts of this run with the defaults (`queued`): every target met, `api`'s throughput "
+    "ratio only just (0.703: rounds 0.709, 0.703, 0.606). The run before it the same evening "
+    "(webhook_roles_hot_path.json: the same code but for the switch interval, CPython's "
+    "5 ms, against session 13's and `correlated`) gave ratios all-sqlite 0.528, "
+    "all-postgresql 0.864, api 0.578 (rounds 0.578, 0.518, 0.634: NOT met there) and ack p50 "
+    "6.79 (rounds 5.94, 12.12, 6.79: NOT met), 3.94 and 2.81 ms. `correlated` stays where it "
+    "was (ratios 0.10-0.21, ack 5-10 ms): its answer waits for the correlation and the hash "
+    "chain's lock, which is why `queued` exists.",
+    "The switch interval makes no difference here that the noise does not swamp (`api` "
+    "0.703 at 1 ms against 0.841 at 5 ms, its rounds 0.61-0.88); it matters under the storm "
+    "of 50-alert notifications, where the writer thread encodes each ingest holding the GIL.",
+]
 
 WEBHOOK_ACK_NOTES = [
     "Session 13 (2026-12-07, AMD EPYC 2.6 GHz with AVX-512, a noisy host: the bare endpoint's "
@@ -488,7 +544,13 @@ def chat(d: dict[str, Any]) -> list[str]:
 
 
 def webhook_roles(d: dict[str, Any]) -> list[str]:
-    """The current run (SRE_AGENT_WEBHOOK_ACK correlated against queued)."""
+    """The current run (session 14: the webhook's hot path against session 13's code)."""
+    return [*roles_table(d), *(f"- {note}" for note in [*d.get("notes", []),
+                                                         *HOT_PATH_NOTES])]
+
+
+def webhook_roles_webhook_ack(d: dict[str, Any]) -> list[str]:
+    """Session 13's run (SRE_AGENT_WEBHOOK_ACK correlated against queued)."""
     return [*roles_table(d), *(f"- {note}" for note in [*d.get("notes", []),
                                                          *WEBHOOK_ACK_NOTES])]
 
@@ -533,6 +595,14 @@ def roles_table(d: dict[str, Any]) -> list[str]:
                    f"{c['ack_p99_ms']} | {c['per_second_c32']} | {c['bare_per_second_c32']} | "
                    f"{c['throughput_ratio']} ({runs}) |")
     out.append("")
+    cpu = [(name, c) for name, c in d["configs"].items() if c.get("cpu_ms_per_request_c32")]
+    if cpu:
+        out += ["CPU per acknowledged request at concurrency 32, ms by process (median of the "
+                "rounds; steadier than the throughput on a shared host):", ""]
+        out += [f"- {label(name)}: " + ", ".join(
+            f"{k} {v}" for k, v in c["cpu_ms_per_request_c32"].items())
+            + f" (bare endpoint {c['bare_cpu_ms_per_request_c32']})" for name, c in cpu]
+        out.append("")
     for name, met in d["met"].items():
         t = d["targets"][name]
         c = d["configs"][name]
@@ -633,6 +703,14 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], list[str]]]] = [
      "benchmarks/webhook_throughput.py", webhook),
     ("webhook_roles", "Webhook acknowledgement by role: all on SQLite, all on PostgreSQL, api",
      "benchmarks/webhook_roles.py", webhook_roles),
+    ("webhook_roles_hot_path", "The same, the first run of session 14: its code (CPython's "
+     "switch interval) against session 13's, and correlated",
+     "benchmarks/webhook_roles.py --variants \"s13-queued:PYTHONPATH=<worktree>/src,"
+     "SRE_AGENT_WEBHOOK_ACK=queued;queued:SRE_AGENT_WEBHOOK_ACK=queued;correlated:\"",
+     roles_table),
+    ("webhook_roles_webhook_ack", "The same, SRE_AGENT_WEBHOOK_ACK correlated and queued "
+     "(session 13)", "benchmarks/webhook_roles.py --variants "
+     "\"correlated:;queued:SRE_AGENT_WEBHOOK_ACK=queued\"", webhook_roles_webhook_ack),
     ("webhook_roles_ingest_first", "The same, ingest first off and on (session 12)",
      "benchmarks/webhook_roles.py --variants \"off:SRE_AGENT_INGEST_FIRST_MAX_DEFER_S=0;on:\"",
      webhook_roles_ingest_first),

@@ -44,6 +44,7 @@ from benchmarks.common import (
     stop,
     write_result,
 )
+from benchmarks.procstats import cpu_seconds
 from benchmarks.webhook_throughput import TOKEN, body
 from benchmarks.wrk_load import available as wrk_available
 from benchmarks.wrk_load import drive_wrk
@@ -77,8 +78,9 @@ def parse_variants(spec: str) -> dict[str, dict[str, str]]:
     return variants or {"": {}}
 
 
-async def one_round(config: str, url: str, bare_url: str, args: argparse.Namespace,
+async def one_round(config: str, url: str, bare: tuple[str, int], args: argparse.Namespace,
                     offset: int, extra: dict[str, str]) -> dict[str, Any]:
+    bare_url, bare_pid = bare
     role = config.split("-")[0]
     headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
     procs: list[subprocess.Popen[bytes]] = []
@@ -98,12 +100,20 @@ async def one_round(config: str, url: str, bare_url: str, args: argparse.Namespa
         out["agent_c1"] = await drive(agent_url, lambda i: body(n + 1_000 + i), args.c1, 1,
                                       headers)
         if args.generator == "wrk":  # C, two threads: not bounded by a Python client
-            for name, target in (("bare_c32", bare_url), ("agent_c32", agent_url)):
+            for name, target, pids in (("bare_c32", bare_url, {"bare": bare_pid}),
+                                       ("agent_c32", agent_url,
+                                        {"agent": procs[0].pid, "worker": procs[-1].pid}
+                                        if role == "api" else {"agent": procs[0].pid})):
+                cpu_before = {k: cpu_seconds(pid) for k, pid in pids.items()}
                 out[name] = await asyncio.to_thread(
                     drive_wrk, target, base=n + 10_000, seconds=args.seconds, concurrency=32,
                     threads=2, token=TOKEN)
                 out[name]["statuses"] = {"2xx": out[name]["requests"] - out[name]["non_2xx"],
                                          "non_2xx": out[name]["non_2xx"]}
+                # CPU per request, by process: steadier than throughput on a shared host
+                out[name]["cpu_ms_per_request"] = {
+                    k: round(1e3 * (cpu_seconds(pid) - cpu_before[k])
+                             / max(out[name]["requests"], 1), 3) for k, pid in pids.items()}
         else:
             out["bare_c32"] = await drive(bare_url, lambda i: body(n + 10_000 + i),
                                           args.requests, 32, headers)
@@ -131,6 +141,10 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "bare_per_second_c32": med(lambda r: r["bare_c32"]["per_second"]),
         "throughput_ratio": med(lambda r: r["throughput_ratio"]),
         "throughput_ratio_runs": [r["throughput_ratio"] for r in rounds],
+        "cpu_ms_per_request_c32": {k: med(lambda r, k=k: r["agent_c32"]["cpu_ms_per_request"][k])
+                                   for k in rounds[0]["agent_c32"].get("cpu_ms_per_request", {})},
+        "bare_cpu_ms_per_request_c32": med(
+            lambda r: r["bare_c32"].get("cpu_ms_per_request", {}).get("bare", 0.0)),
         "ack_p50_ms_runs": [r["agent_c1"]["p50_ms"] for r in rounds],
         # 200 (correlated) and 202 (queued) both acknowledge; anything else is counted here
         "non_200": sum(n for r in rounds for k in ("agent_c1", "agent_c32")
@@ -177,7 +191,7 @@ async def main() -> None:
                                                                          strict=True)):
                     url = (f"sqlite:///{tmp}/r{rnd}-{k}.db" if base_config.endswith("sqlite")
                            else str(cluster.create_database()))
-                    one = await one_round(base_config, url, bare_url, args,
+                    one = await one_round(base_config, url, (bare_url, bare.pid), args,
                                           offset=(rnd * 100 + k) * 1_000_000,
                                           extra=variants[variant])
                     raw[config].append(one)

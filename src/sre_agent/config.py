@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     # life) out of the garbage collector's walks and collects the young generation after this
     # many allocations (CPython: 700). 0: CPython's defaults. benchmarks/storm.py measured it.
     gc_gen0_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
+    # How long a thread may hold the GIL while another waits for it (CPython: 0.005 s). The
+    # event loop shares the GIL with the store's writer thread; a shorter interval gives it
+    # back to the loop sooner while the writer encodes a large batch. 0: CPython's default.
+    switch_interval_s: float = Field(default=0.001, ge=0, le=0.1)
     # Ingest before analysis (ingest_first.py): in one process, each store call of the
     # pipeline waits while webhooks are in flight, at most this long (0: never waits).
     ingest_first_max_defer_s: float = Field(default=0.05, ge=0, le=5)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from sre_agent.cli.serve import bind_socket, tune_gc
+from sre_agent.cli.serve import bind_socket, tune_gc, tune_switch_interval
 
 
 async def test_accepted_connections_have_tcp_nodelay() -> None:
@@ -65,3 +66,15 @@ def test_tune_gc_zero_leaves_cpythons_collector() -> None:
     tune_gc(0)
     assert gc.get_threshold() == (700, 10, 10)
     assert gc.get_freeze_count() == 0
+
+
+def test_tune_switch_interval_sets_the_gils_and_zero_leaves_cpythons() -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        tune_switch_interval(0)
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        tune_switch_interval(0.001)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
