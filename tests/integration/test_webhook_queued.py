@@ -234,3 +234,19 @@ async def test_on_postgresql_the_inbox_writer_reconnects_after_a_server_restart(
         assert [i for i, _ in await store.queued()] == [first, second]
     finally:
         await store.close()
+
+
+def test_on_postgresql_the_inbox_writer_survives_a_new_event_loop(pg_cluster: Any) -> None:
+    """A store used from one event loop and then another (a CLI command, a test client's
+    second lifespan) opens a new inbox connection on the new loop."""
+    store = SqlEventStore(str(pg_cluster.create_database()))
+    first = asyncio.run(store.enqueue(json.dumps(notification())))
+    second = asyncio.run(store.enqueue(json.dumps(notification())))
+    assert second > first
+
+    async def finish() -> list[int]:
+        try:
+            return [i for i, _ in await store.queued()]
+        finally:
+            await store.close()
+    assert asyncio.run(finish()) == [first, second]

@@ -42,14 +42,17 @@ class PgInboxWriter:
     def __init__(self, url: str) -> None:
         self._conninfo = libpq_url(url)
         self._conn: psycopg.AsyncConnection[tuple[int]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the connection's
         self._pending: list[tuple[str, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def enqueue(self, body: str) -> int:
         """The row's id once it is committed; StoreUnavailable when the database is not."""
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
         self._pending.append((body, fut))
-        if self._flusher is None or self._flusher.done():
+        if (self._flusher is None or self._flusher.done()
+                or self._flusher.get_loop() is not loop):
             self._flusher = asyncio.create_task(self._flush())
         return await fut
 
@@ -87,15 +90,19 @@ class PgInboxWriter:
         raise AssertionError("unreachable")
 
     async def _connection(self) -> psycopg.AsyncConnection[tuple[int]]:
+        loop = asyncio.get_running_loop()
+        if self._conn is not None and self._loop is not loop:
+            self._conn = None  # opened on another event loop (one that has ended): unusable
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self._conninfo,
                                                                connect_timeout=10)
+            self._loop = loop
         return self._conn
 
     async def close(self) -> None:
         """Wait for rows in flight, then close the connection (reopened on next use)."""
-        if self._flusher is not None:
+        if self._flusher is not None and self._loop is asyncio.get_running_loop():
             await asyncio.gather(self._flusher, return_exceptions=True)
-        if self._conn is not None:
+        if self._conn is not None and self._loop is asyncio.get_running_loop():
             await self._conn.close()
-            self._conn = None
+        self._conn = None
