@@ -335,8 +335,8 @@ async def test_a_write_that_raises_fails_alone_in_its_batch(store_url: str) -> N
 async def test_combined_writes_run_as_one_call_and_one_that_raises_fails_alone(
         store_url: str) -> None:
     """Consecutive Combined jobs of one kind are one call in their batch; when that call
-    raises, the batch runs again job by job and only the bad one fails (main lane: SQLite,
-    and on PostgreSQL the non-head-free jobs)."""
+    raises, the batch runs again job by job and only the bad one fails (the writer thread's
+    group commit, on both back ends)."""
     store = SqlEventStore(store_url)
     calls: list[list[int]] = []
 
@@ -347,7 +347,7 @@ async def test_combined_writes_run_as_one_call_and_one_that_raises_fails_alone(
         return [i * 10 for i in items]
 
     release = threading.Event()
-    held = asyncio.get_running_loop().run_in_executor(store._main.executor, release.wait, 30)
+    held = asyncio.get_running_loop().run_in_executor(store._executor, release.wait, 30)
     try:
         jobs = [asyncio.ensure_future(store._write(Combined(many, i))) for i in (1, 2, 13, 4)]
         await asyncio.sleep(0.05)

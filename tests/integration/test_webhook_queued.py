@@ -201,7 +201,7 @@ async def test_enqueues_of_one_batch_are_one_insert_and_each_gets_its_own_row(
     release = threading.Event()
     # Hold the writer thread, so the 40 enqueues queue up into one batch behind it (on
     # PostgreSQL they are one batch anyway: all queued before the loop's writer runs).
-    held = asyncio.get_running_loop().run_in_executor(store._main.executor, release.wait, 30)
+    held = asyncio.get_running_loop().run_in_executor(store._executor, release.wait, 30)
     try:
         bodies = [json.dumps(notification([alert(fingerprint=f"fp{i}")])) for i in range(40)]
         pending = [asyncio.ensure_future(store.enqueue(b)) for b in bodies]

@@ -187,7 +187,8 @@ class SqlEventStore(SqlPlumbing, LogQueries, ActionQueries, LeaseQueries, Replic
     # --- the inbox (SRE_AGENT_WEBHOOK_ACK=queued) ---------------------------------------------
     async def enqueue(self, body: str) -> int:
         """Store a notification's raw body durably; its id orders the inbox. Enqueues that
-        share a group-commit batch are one multi-row INSERT (``Combined``)."""
+        share a group-commit batch are one INSERT: PgInboxWriter's on PostgreSQL, one
+        ``Combined`` execution of the writer thread on SQLite."""
         if self._inbox_writer is not None:
             return await self._inbox_writer.enqueue(body)
         return await self._write(Combined(_insert_inbox_rows, body))

@@ -83,16 +83,6 @@ class _Reconnect(Exception):
     """The batch's pooled connection was dead before it wrote anything: run it again."""
 
 
-class _Lane:
-    """One writer thread and the writes queued for its next batch."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self.pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        self.flusher: asyncio.Task[None] | None = None
-
-
 class SqlPlumbing:
     """Engines, the writer thread and its group commit, reads, the batch's chain head."""
 
@@ -103,7 +93,9 @@ class SqlPlumbing:
         # The chain head as the running batch left it (the writer thread's alone).
         self._head: tuple[int, str] | None = None
         self._head_moved = False
-        self._main = _Lane("store-writer")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
         """Queue a write; concurrent writes share one transaction and one fsync (group commit).
@@ -112,21 +104,20 @@ class SqlPlumbing:
         commit fails every job of the batch with StoreUnavailable.
         """
         await yield_to_ingest()  # pipeline work waits while webhooks are in flight
-        lane = self._main
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        lane.pending.append((fn, fut))
-        if lane.flusher is None or lane.flusher.done():
-            lane.flusher = loop.create_task(self._flush(lane))
+        self._pending.append((fn, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
         result: T = await fut
         return result
 
-    async def _flush(self, lane: _Lane) -> None:
+    async def _flush(self) -> None:
         loop = asyncio.get_running_loop()
-        while lane.pending:
-            batch, lane.pending = lane.pending[:_MAX_BATCH], lane.pending[_MAX_BATCH:]
+        while self._pending:
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:
-                outcomes = await loop.run_in_executor(lane.executor, self._run_batch,
+                outcomes = await loop.run_in_executor(self._executor, self._run_batch,
                                                       [fn for fn, _ in batch])
             except Exception as exc:
                 if isinstance(exc, SQLAlchemyError):
@@ -250,9 +241,8 @@ class SqlPlumbing:
     async def close(self) -> None:
         """Release threads and connections. The store stays usable: a later call reconnects
         (an app may run its lifespan more than once, e.g. under a test client)."""
-        lane = self._main
-        old, lane.executor = lane.executor, ThreadPoolExecutor(max_workers=1,
-                                                               thread_name_prefix=lane.name)
+        old, self._executor = self._executor, ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="store-writer")
         old.shutdown(wait=True)
         self.engine.dispose()
         if self._read_engine is not self.engine:
